@@ -1,0 +1,1 @@
+//! The unified shrinker registry, lifecycle and the single lockless shrink_slab.
