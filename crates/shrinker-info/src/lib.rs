@@ -47,40 +47,45 @@
 //!
 //! # The summary protocol and why no bit is lost
 //!
-//! All bitmap and summary operations are `SeqCst`. There are three actors:
+//! The argument below uses only `SeqCst` *fences*, coherence and the
+//! atomicity of read-modify-writes, never the global order of `SeqCst`
+//! loads/stores: that makes it checkable by loom (which models `SeqCst`
+//! accesses as acquire/release but models `SeqCst` fences exactly). There are
+//! three actors:
 //!
-//! * **set_bit(id)**: `fence(SeqCst)` (the barrier `set_shrinker_bit` needs,
-//!   see below); `unit.word |= bit`; mark the unit in the summary of the array
-//!   it used (level 1, then level 2; each level is written only if its bit is
-//!   not already set); then `fence(SeqCst)` and re-load the current array. If
-//!   it changed, mark the unit in the new one too, and repeat until the
-//!   current array is one that has been marked.
-//! * **expand** builds the new summary conservatively: a summary bit for every
-//!   non-null unit, whatever the unit's word says.
-//! * **walk**: on a level-1 bit whose unit word reads 0, it clears the level-1
-//!   bit, *then* re-reads the unit word, and if it became non-zero it marks the
+//! * **set_bit(id)**: `fence` (the barrier `set_shrinker_bit` needs, see
+//!   below); `unit.word |= bit`; `fence`; *mark* the unit in the array it
+//!   used; then re-load the current array and, while it differs from the one
+//!   last marked, mark it too. *Mark* = if the level-1 bit is already set,
+//!   stop (whoever set it also handles level 2); else set it, `fence`, and set
+//!   the level-2 bit if it is clear.
+//! * **expand** builds the new summary conservatively (a summary bit for
+//!   every non-null unit, whatever its word says), publishes it, then
+//!   `fence`.
+//! * **walk**: on a level-1 bit whose unit word reads 0 it clears the level-1
+//!   bit, `fence`, re-reads the word, and if it became non-zero it marks the
 //!   unit again (levels 1 and 2). On a level-2 bit whose level-1 word reads 0
-//!   it does the same one level up.
+//!   it does the same one level up (clear, `fence`, re-read, restore).
 //!
-//! Invariant: *every set of a summary bit at level k is followed (in the same
-//! thread) by a set at level k+1, and every clear at level k+1 is followed by
-//! a re-read of the level-k word it covers.* Take a setter whose word write
-//! `W` races a walker's clear `C` and re-read `R` of the summary bit covering
-//! it. In the single `SeqCst` order either `W < R`, then `R` sees the bit and
-//! the walker restores the summary; or `R < W`, then `C < W`, so the setter's
-//! summary write (which follows `W`) lands after the clear and survives. The
-//! same argument applies between levels 1 and 2, with the level-1 word in the
-//! role of the unit word — which is why a walker that *restores* a level-1 bit
-//! also sets the level-2 bit.
+//! *Store-buffering argument.* Take a setter that writes the word (`W`),
+//! fences (`F_s`) and then reads a summary bit (`L`), and a walker that clears
+//! that summary bit (`C`), fences (`F_w`) and re-reads the word (`R`). The two
+//! fences are ordered: if `F_s` comes first, `R` sees `W` and the walker
+//! restores the bit; if `F_w` comes first, `L` sees `C` (bit clear), so the
+//! setter writes the bit after the clear and it survives. Either way the
+//! summary ends up covering the set word. The same argument applies between
+//! levels 1 and 2, with the level-1 word in the role of the unit word; a
+//! walker that *restores* a level-1 bit behaves as a setter for level 2.
 //!
-//! The growth race: a walker of the *new* array `B` may clear a bit before the
-//! setter's `W`, while the setter marked only the *old* array `A`. The walker
-//! obtained `B` through the publication (release → acquire), so the store of
-//! `B` happens before its clear; since `C < R < W` and the setter has a
-//! `SeqCst` fence between `W` and its re-load, the re-load cannot read a value
-//! older than `B`: the setter sees `B` and marks it. A set through a
-//! retired array is thus always propagated to every array a later walk can
-//! start from.
+//! *Growth argument.* A walker of the *new* array `B` may clear a summary bit
+//! before the setter's `W`, while the setter marked only the *old* array `A`.
+//! The expander's fence after publishing `B` happens before the walker's
+//! fence (the walker obtained `B` through the publication), so if `F_w`
+//! precedes `F_s` the setter's re-load, which follows `F_s`, sees `B` or a
+//! newer array and marks it; if `F_s` precedes `F_w`, `R` sees `W` as above.
+//! A set made through a retired array is thus propagated to every array a
+//! later walk can start from. Arrays published after the setter's unit was
+//! installed get the unit's summary bit at construction.
 //!
 //! # `set_bit` and SHRINK_EMPTY
 //!
@@ -89,6 +94,12 @@
 //! does "clear_bit; fence(SeqCst); count again; if non-zero set_bit". The two
 //! fences forbid the store-buffering outcome where the cache's `set_bit` is
 //! overwritten by the clear while the walker's re-count misses the new object.
+//! (Here the word updates are themselves ordered read-modify-writes, which
+//! already order this particular race; the fence is what the
+//! `set_shrinker_bit` contract promises callers, and it keeps the protocol
+//! correct for a set that finds its bit already set. The loom model
+//! `shrink_empty_no_lost_bit` fails if `set_bit` skips an already-set bit
+//! without the fence.)
 //!
 //! # Memory-allocation failure
 //!
@@ -282,24 +293,33 @@ impl Array {
             .map_or(ptr::null_mut(), |s| s.load(SeqCst))
     }
 
-    /// Sets the summary bits of unit `u` (level 1, then level 2), skipping
-    /// the RMW where the bit is already set. Order matters: see crate docs.
+    /// Sets the summary bits of unit `u`. The caller has issued a `SeqCst`
+    /// fence after its own write below (unit word or level-1 bit restore).
+    ///
+    /// If the level-1 bit is already set, nothing is written: whoever set it
+    /// is responsible for level 2 (and a walker that clears it re-reads the
+    /// word after a fence, so it sees our write). Otherwise set it, fence,
+    /// and do the same for level 2. See the crate docs for the argument.
     fn mark(&self, u: usize) {
         let (w1, b1) = (u / UNIT_BITS, 1u64 << (u % UNIT_BITS));
-        if self.l1[w1].load(SeqCst) & b1 == 0 {
-            self.l1[w1].fetch_or(b1, SeqCst);
+        if self.l1[w1].load(SeqCst) & b1 != 0 {
+            return;
         }
+        self.l1[w1].fetch_or(b1, SeqCst);
+        fence(SeqCst);
         let (w2, b2) = (w1 / UNIT_BITS, 1u64 << (w1 % UNIT_BITS));
         if self.l2[w2].load(SeqCst) & b2 == 0 {
             self.l2[w2].fetch_or(b2, SeqCst);
         }
     }
 
-    /// Walker side: unit `u` looked empty. Clear its level-1 bit, re-check
-    /// the word and restore if a setter raced; returns the re-read word.
+    /// Walker side: unit `u` looked empty. Clear its level-1 bit, fence,
+    /// re-read the word and restore if a setter raced; returns the re-read
+    /// word.
     fn clear_unit_summary(&self, u: usize, unit: &Unit) -> u64 {
         let (w1, b1) = (u / UNIT_BITS, 1u64 << (u % UNIT_BITS));
         let prev = self.l1[w1].fetch_and(!b1, SeqCst);
+        fence(SeqCst);
         let word = unit.word.load(SeqCst);
         if word != 0 {
             self.mark(u);
@@ -313,6 +333,7 @@ impl Array {
     fn clear_l1_summary(&self, w1: usize) -> u64 {
         let (w2, b2) = (w1 / UNIT_BITS, 1u64 << (w1 % UNIT_BITS));
         self.l2[w2].fetch_and(!b2, SeqCst);
+        fence(SeqCst);
         let word = self.l1[w1].load(SeqCst);
         if word != 0 {
             self.l2[w2].fetch_or(b2, SeqCst);
@@ -514,6 +535,9 @@ impl ShrinkerInfo {
             let old = self.array.cur.swap(Box::into_raw(Box::new(arr)), SeqCst);
             locked.retired.push(old);
         }
+        // Pairs with the fence in `set_bit` before its re-load: a setter
+        // racing a walker of the new array must see the new array.
+        fence(SeqCst);
         Ok(())
     }
 
@@ -579,11 +603,13 @@ impl ShrinkerInfo {
         let unit = self.unit_for_write(&arr, id)?;
         let u = id / UNIT_BITS;
         unit.word.fetch_or(1u64 << (id % UNIT_BITS), SeqCst);
+        // Orders the word write before the summary reads and the array
+        // re-loads below (pairs with the walker's and expand's fences).
+        fence(SeqCst);
         // After an install, `arr` may predate the array the unit went into;
         // the loop below marks that one (and any newer) too.
         arr.mark(u);
         loop {
-            fence(SeqCst);
             let cur = self.load();
             if cur.same(&arr) {
                 return Ok(());

@@ -46,7 +46,10 @@ struct Model {
 impl Model {
     fn new(n: usize) -> Self {
         let n = n.div_ceil(UNIT_BITS) * UNIT_BITS;
-        Model { bits: vec![false; n], deferred: vec![0; n] }
+        Model {
+            bits: vec![false; n],
+            deferred: vec![0; n],
+        }
     }
     fn grow(&mut self, n: usize) {
         let n = n.div_ceil(UNIT_BITS) * UNIT_BITS;
@@ -64,8 +67,18 @@ fn check_all(info: &ShrinkerInfo, m: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(info.map_nr_max(), m.bits.len());
     prop_assert_eq!(info.iter_set_bits().collect::<Vec<_>>(), m.set_ids());
     for i in 0..MAX_ID {
-        prop_assert_eq!(info.test_bit(i), m.bits.get(i).copied().unwrap_or(false), "bit {}", i);
-        prop_assert_eq!(info.nr_deferred(i), m.deferred.get(i).copied().unwrap_or(0), "ctr {}", i);
+        prop_assert_eq!(
+            info.test_bit(i),
+            m.bits.get(i).copied().unwrap_or(false),
+            "bit {}",
+            i
+        );
+        prop_assert_eq!(
+            info.nr_deferred(i),
+            m.deferred.get(i).copied().unwrap_or(0),
+            "ctr {}",
+            i
+        );
     }
     Ok(())
 }
@@ -108,7 +121,10 @@ fn apply(
             }
         }
         Op::Test(i) => {
-            prop_assert_eq!(info.test_bit(i), models[k].bits.get(i).copied().unwrap_or(false))
+            prop_assert_eq!(
+                info.test_bit(i),
+                models[k].bits.get(i).copied().unwrap_or(false)
+            )
         }
         Op::Add(i, d) => {
             let m = &mut models[k];
@@ -129,10 +145,16 @@ fn apply(
             let want = m.deferred.get_mut(i).map(std::mem::take).unwrap_or(0);
             prop_assert_eq!(info.xchg_nr_deferred(i), want);
         }
-        Op::Iter => prop_assert_eq!(info.iter_set_bits().collect::<Vec<_>>(), models[k].set_ids()),
+        Op::Iter => prop_assert_eq!(
+            info.iter_set_bits().collect::<Vec<_>>(),
+            models[k].set_ids()
+        ),
         Op::Reparent => {
             let sum = |ms: &[Model; 2]| -> u128 {
-                ms.iter().flat_map(|m| m.deferred.iter()).map(|&v| v as u128).sum()
+                ms.iter()
+                    .flat_map(|m| m.deferred.iter())
+                    .map(|&v| v as u128)
+                    .sum()
             };
             let before = sum(models);
             let res = info.reparent_into(other);
@@ -143,8 +165,8 @@ fn apply(
             prop_assert!(parent_len >= parent_len_before);
             models[1 - k].grow(parent_len);
             let mut after = [vec![0u64; child_len], vec![0u64; parent_len]];
-            for i in 0..child_len {
-                after[0][i] = info.nr_deferred(i);
+            for (i, slot) in after[0].iter_mut().enumerate() {
+                *slot = info.nr_deferred(i);
             }
             for (i, slot) in after[1].iter_mut().enumerate() {
                 *slot = other.nr_deferred(i);
@@ -157,12 +179,27 @@ fn apply(
                 let p1 = after[1].get(i).copied().unwrap_or(0);
                 let moved = c0 != 0 && c1 == 0 && p1 == p0.saturating_add(c0);
                 let stayed = c1 == c0 && p1 == p0;
-                prop_assert!(moved || stayed, "id {} c {}->{} p {}->{}", i, c0, c1, p0, p1);
+                prop_assert!(
+                    moved || stayed,
+                    "id {} c {}->{} p {}->{}",
+                    i,
+                    c0,
+                    c1,
+                    p0,
+                    p1
+                );
                 if res.is_ok() {
                     prop_assert_eq!(c1, 0, "id {} not moved", i);
                 }
             }
-            if res.is_ok() && parent_len_before < child_len && models[k].deferred.iter().skip(parent_len_before).any(|&v| v != 0) {
+            if res.is_ok()
+                && parent_len_before < child_len
+                && models[k]
+                    .deferred
+                    .iter()
+                    .skip(parent_len_before)
+                    .any(|&v| v != 0)
+            {
                 prop_assert!(parent_len >= child_len, "parent not expanded");
             }
             models[k].deferred.copy_from_slice(&after[0]);

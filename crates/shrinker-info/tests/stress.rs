@@ -50,14 +50,19 @@ fn concurrent_set_clear_add_expand_walk() {
     let sticky: Arc<Vec<AtomicBool>> = Arc::new((0..END).map(|_| AtomicBool::new(false)).collect());
     let writers_done = Arc::new(AtomicUsize::new(0));
     // Pacing: per-writer ops done, and growths done.
-    let progress: Arc<Vec<AtomicUsize>> = Arc::new((0..WRITERS).map(|_| AtomicUsize::new(0)).collect());
+    let progress: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..WRITERS).map(|_| AtomicUsize::new(0)).collect());
     let grown = Arc::new(AtomicUsize::new(0));
     let start = Arc::new(Barrier::new(WRITERS + 3));
     let mut handles = Vec::new();
 
     for w in 0..WRITERS {
-        let (info, sticky, done, start) =
-            (info.clone(), sticky.clone(), writers_done.clone(), start.clone());
+        let (info, sticky, done, start) = (
+            info.clone(),
+            sticky.clone(),
+            writers_done.clone(),
+            start.clone(),
+        );
         let (progress, grown) = (progress.clone(), grown.clone());
         handles.push(thread::spawn(move || {
             let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1));
@@ -107,7 +112,9 @@ fn concurrent_set_clear_add_expand_walk() {
                 }
             }
             done.fetch_add(1, Ordering::SeqCst);
-            let bits = (0..PER_WRITER).map(|k| (w + WRITERS * k, state[k])).collect();
+            let bits = (0..PER_WRITER)
+                .map(|k| (w + WRITERS * k, state[k]))
+                .collect();
             WriterResult { bits, added, taken }
         }));
     }
@@ -133,18 +140,26 @@ fn concurrent_set_clear_add_expand_walk() {
 
     let walkers: Vec<_> = (0..2)
         .map(|_| {
-            let (info, sticky, done, start) =
-                (info.clone(), sticky.clone(), writers_done.clone(), start.clone());
+            let (info, sticky, done, start) = (
+                info.clone(),
+                sticky.clone(),
+                writers_done.clone(),
+                start.clone(),
+            );
             thread::spawn(move || {
                 start.wait();
                 let mut walks = 0usize;
                 while done.load(Ordering::SeqCst) < WRITERS {
-                    let must: Vec<usize> =
-                        (0..END).filter(|&i| sticky[i].load(Ordering::SeqCst)).collect();
+                    let must: Vec<usize> = (0..END)
+                        .filter(|&i| sticky[i].load(Ordering::SeqCst))
+                        .collect();
                     let seen: Vec<usize> = info.iter_set_bits().collect();
                     assert!(seen.windows(2).all(|p| p[0] < p[1]), "not ascending");
                     for id in must {
-                        assert!(seen.binary_search(&id).is_ok(), "sticky bit {id} lost by walk");
+                        assert!(
+                            seen.binary_search(&id).is_ok(),
+                            "sticky bit {id} lost by walk"
+                        );
                     }
                     walks += 1;
                 }
