@@ -111,7 +111,7 @@
 //! array, about 80 bytes, uses the infallible `Arc::new`: there is no stable
 //! fallible `Arc` constructor.) With the cargo feature `fault-injection` (and
 //! in this crate's unit tests) each info has a "fail the next N allocations"
-//! hook, [`ShrinkerInfo::fail_next_allocations`]; it is per info, not global.
+//! hook, `ShrinkerInfo::fail_next_allocations`; it is per info, not global.
 //!
 //! # Loom
 //!
