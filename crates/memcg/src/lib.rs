@@ -20,9 +20,10 @@
 //!   `nr_deferred` counter moves to the parent) → *released* when the last
 //!   [`Memcg`] handle drops. A memcg may only go offline once its children have
 //!   gone (as in cgroup v2, where a cgroup with children cannot be removed).
-//! * **Ids.** Memcg ids are allocated cyclically from an RCU radix tree
-//!   ([`unishrink_xarray::XArray`]), so a just-freed id is not reused at once,
-//!   and lookup by id takes no lock.
+//! * **Ids.** Memcg ids live in an RCU radix tree ([`unishrink_xarray::XArray`]),
+//!   so lookup by id takes no lock. They are allocated cyclically in
+//!   `1..=Config::max_id` (lowest free id after the last one handed out,
+//!   wrapping to 1), so a just-freed id is not reused at once.
 //!
 //! # Invariants
 //!
@@ -349,6 +350,8 @@ struct WriterState {
     map_nr_max: usize,
     hooks: Vec<(HookId, ReparentHook)>,
     next_hook: u64,
+    /// Cyclic id cursor: the next memcg id to try (wraps to 1 past `max_id`).
+    next_id: u32,
 }
 
 struct Shared {
@@ -393,6 +396,7 @@ impl MemcgTree {
                     map_nr_max: 0,
                     hooks: Vec::new(),
                     next_hook: 0,
+                    next_id: 1,
                 }),
             }),
         }
@@ -440,11 +444,13 @@ impl MemcgTree {
         self.shared.root.get()
     }
 
+    /// Builds a memcg and reserves its id. Called under the writer lock (`w`).
     fn new_memcg(
         &self,
+        w: &mut WriterState,
         parent: Option<Memcg>,
-        map_nr_max: usize,
     ) -> Result<(Memcg, u64), MemcgError> {
+        let map_nr_max = w.map_nr_max;
         let mut infos = Vec::new();
         infos
             .try_reserve_exact(self.nr_nodes())
@@ -462,14 +468,30 @@ impl MemcgTree {
             infos: Box::new([]),
             children: Mutex::new(Vec::new()),
         });
-        let id = self
-            .shared
-            .ids
-            .alloc_cyclic(placeholder, 1..=u64::from(self.shared.config.max_id))
-            .map_err(|e| match e {
-                AllocError::Full | AllocError::EmptyRange => MemcgError::IdSpaceExhausted,
-                _ => MemcgError::OutOfMemory,
-            })?;
+        // Cyclic allocation with our own cursor (ids are only allocated under
+        // the writer lock): lowest free id at or after the cursor, else the
+        // lowest free id from 1. Keeping the cursor here rather than relying
+        // on `XArray::alloc_cyclic` pins down the policy (tested in
+        // tests/ids.rs): a freed id is not reused while any id after the last
+        // one given out is still free, including right after `max_id`.
+        let max_id = u64::from(self.shared.config.max_id);
+        let cursor = u64::from(w.next_id);
+        let ids = &self.shared.ids;
+        let first = if cursor <= max_id {
+            ids.alloc(placeholder.clone(), cursor..=max_id)
+        } else {
+            Err(AllocError::Full)
+        };
+        let id = match first {
+            Err(AllocError::Full) if cursor > 1 => ids.alloc(placeholder, 1..=max_id),
+            r => r,
+        }
+        .map_err(|e| match e {
+            AllocError::Full | AllocError::EmptyRange => MemcgError::IdSpaceExhausted,
+            _ => MemcgError::OutOfMemory,
+        })?;
+        // `id <= max_id <= u32::MAX`, so neither conversion truncates.
+        w.next_id = (id as u32).wrapping_add(1).max(1);
         let inner = Arc::new(MemcgInner {
             id: MemcgId(id as u32),
             tree: Arc::downgrade(&self.shared),
@@ -489,11 +511,11 @@ impl MemcgTree {
     /// Brings the root online (or the dummy root when memcgs are compiled out
     /// or disabled), sized for every shrinker id recorded by `expand_all` so far.
     pub fn online_root(&self) -> Result<Memcg, MemcgError> {
-        let w = self.shared.writer.lock();
+        let mut w = self.shared.writer.lock();
         if self.shared.root.get().is_some() {
             return Err(MemcgError::RootAlreadyOnline);
         }
-        let (root, id) = self.new_memcg(None, w.map_nr_max)?;
+        let (root, id) = self.new_memcg(&mut w, None)?;
         self.publish(&root, id);
         let _ = self.shared.root.set(root.clone());
         Ok(root)
@@ -505,11 +527,11 @@ impl MemcgTree {
             return Err(MemcgError::Disabled);
         }
         self.check_own(parent)?;
-        let w = self.shared.writer.lock();
+        let mut w = self.shared.writer.lock();
         if !parent.is_online() {
             return Err(MemcgError::Offline(parent.id()));
         }
-        let (child, id) = self.new_memcg(Some(parent.clone()), w.map_nr_max)?;
+        let (child, id) = self.new_memcg(&mut w, Some(parent.clone()))?;
         parent.0.children.lock().push(child.clone());
         self.publish(&child, id);
         drop(w);
