@@ -703,7 +703,10 @@ mod tests {
             .map(|m| Arc::downgrade(&m.0))
             .collect();
         drop((root, child, grandchild));
-        assert!(weak.iter().all(|w| w.upgrade().is_some()), "tree keeps them");
+        assert!(
+            weak.iter().all(|w| w.upgrade().is_some()),
+            "tree keeps them"
+        );
         drop(tree);
         for w in &weak {
             assert!(w.upgrade().is_none(), "memcg leaked after tree drop");
@@ -725,7 +728,11 @@ mod tests {
         drop(tree);
         assert!(weak_root.upgrade().is_some(), "child keeps its parent");
         assert!(child.parent().unwrap().children().is_empty());
-        child.shrinker_info(1).unwrap().add_nr_deferred(0, 1).unwrap_err();
+        child
+            .shrinker_info(1)
+            .unwrap()
+            .add_nr_deferred(0, 1)
+            .unwrap_err();
         drop(child);
         assert!(weak_root.upgrade().is_none());
     }

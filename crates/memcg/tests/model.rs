@@ -113,13 +113,13 @@ impl Model {
 
     /// The id cyclic allocation must hand out next, or `None` if all are used.
     fn predict_id(&self) -> Option<u32> {
-        let used: Vec<u32> = self
-            .online()
-            .iter()
-            .map(|&i| self.nodes[i].id.0)
-            .collect();
+        let used: Vec<u32> = self.online().iter().map(|&i| self.nodes[i].id.0).collect();
         // After handing out MAX_ID the cursor wraps to the start of the range.
-        let start = if self.next_id > MAX_ID { 1 } else { self.next_id };
+        let start = if self.next_id > MAX_ID {
+            1
+        } else {
+            self.next_id
+        };
         (start..=MAX_ID)
             .chain(1..start)
             .find(|id| !used.contains(id))
@@ -268,7 +268,10 @@ impl Model {
                 };
                 prop_assert_eq!(self.tree.create(m).unwrap_err(), MemcgError::ForeignMemcg);
                 prop_assert_eq!(self.tree.offline(m), Err(MemcgError::ForeignMemcg));
-                prop_assert!(self.other_child.is_online(), "foreign offline had an effect");
+                prop_assert!(
+                    self.other_child.is_online(),
+                    "foreign offline had an effect"
+                );
                 prop_assert_ne!(m.tree_token(), self.nodes[0].real.tree_token());
             }
             Op::Subtree(sel) => {
@@ -297,7 +300,13 @@ impl Model {
             // The offline memcg keeps no counter behind.
             let info = self.nodes[idx].real.shrinker_info(nid).unwrap();
             for id in 0..info.map_nr_max() {
-                prop_assert_eq!(info.nr_deferred(id), 0, "left in child: node {} id {}", nid, id);
+                prop_assert_eq!(
+                    info.nr_deferred(id),
+                    0,
+                    "left in child: node {} id {}",
+                    nid,
+                    id
+                );
             }
         }
         self.nodes[idx].online = false;
@@ -321,15 +330,20 @@ impl Model {
                 prop_assert!(cap >= self.map_nr_max, "{} node {} cap {}", n.id, nid, cap);
                 prop_assert_eq!(cap % 64, 0);
                 // Bits: exactly the model's, no more.
-                let want: Vec<usize> = (0..n.bits[nid].len())
-                    .filter(|&b| n.bits[nid][b])
-                    .collect();
+                let want: Vec<usize> = (0..n.bits[nid].len()).filter(|&b| n.bits[nid][b]).collect();
                 let got: Vec<usize> = info.iter_set_bits().collect();
                 prop_assert_eq!(got, want, "bits of {} node {}", n.id, nid);
                 let extent = n.deferred[nid].len().max(n.bits[nid].len()) + 64;
                 for id in 0..if full { cap } else { cap.min(extent) } {
                     let want = n.deferred[nid].get(id).copied().unwrap_or(0);
-                    prop_assert_eq!(info.nr_deferred(id), want, "{} node {} id {}", n.id, nid, id);
+                    prop_assert_eq!(
+                        info.nr_deferred(id),
+                        want,
+                        "{} node {} id {}",
+                        n.id,
+                        nid,
+                        id
+                    );
                     let want = n.bits[nid].get(id).copied().unwrap_or(false);
                     prop_assert_eq!(info.test_bit(id), want);
                 }
@@ -354,7 +368,7 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn tree_against_model(
