@@ -412,6 +412,11 @@ impl MemcgTree {
         }
     }
 
+    /// Whether `memcg` belongs to this tree.
+    pub fn owns(&self, memcg: &Memcg) -> bool {
+        self.check_own(memcg).is_ok()
+    }
+
     /// The configuration (node count normalized).
     pub fn config(&self) -> &Config {
         &self.shared.config

@@ -205,3 +205,49 @@ fn walks_visit_every_stable_memcg_exactly_once() {
     assert_eq!(after, want);
     assert_eq!(after.len(), stable.len());
 }
+
+#[test]
+fn racing_offlines_lose_no_counter() {
+    const ROUNDS: u64 = 200;
+    let t = tree(65_535);
+    t.expand_all(64).unwrap();
+    let root = t.online_root().unwrap();
+    let start = Barrier::new(3);
+    let mut want = 0;
+    for round in 1..=ROUNDS {
+        let p = t.create(&root).unwrap();
+        let c = t.create(&p).unwrap();
+        c.shrinker_info(1)
+            .unwrap()
+            .add_nr_deferred(7, round)
+            .unwrap();
+        p.shrinker_info(1).unwrap().add_nr_deferred(7, 1).unwrap();
+        want += round + 1;
+        let (r_c1, r_c2, r_p) = thread::scope(|s| {
+            let c1 = s.spawn(|| {
+                start.wait();
+                t.offline(&c)
+            });
+            let c2 = s.spawn(|| {
+                start.wait();
+                t.offline(&c)
+            });
+            start.wait();
+            let rp = t.offline(&p);
+            (c1.join().unwrap(), c2.join().unwrap(), rp)
+        });
+        // Exactly one of the two offlines of `c` wins.
+        let oks = [r_c1, r_c2].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, 1, "{r_c1:?} {r_c2:?}");
+        assert!([r_c1, r_c2].contains(&Err(unishrink_memcg::MemcgError::Offline(c.id()))));
+        match r_p {
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!(e, unishrink_memcg::MemcgError::HasChildren(p.id()));
+                t.offline(&p).unwrap();
+            }
+        }
+        assert_eq!(root.shrinker_info(1).unwrap().nr_deferred(7), want);
+        assert_eq!(t.nr_online(), 1);
+    }
+}
