@@ -273,6 +273,8 @@ impl Model {
                     "foreign offline had an effect"
                 );
                 prop_assert_ne!(m.tree_token(), self.nodes[0].real.tree_token());
+                prop_assert!(!self.tree.owns(m));
+                prop_assert!(self.tree.owns(&self.nodes[0].real));
             }
             Op::Subtree(sel) => {
                 let idx = self.pick_online(sel);
