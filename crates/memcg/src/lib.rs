@@ -20,9 +20,10 @@
 //!   `nr_deferred` counter moves to the parent) → *released* when the last
 //!   [`Memcg`] handle drops. A memcg may only go offline once its children have
 //!   gone (as in cgroup v2, where a cgroup with children cannot be removed).
-//! * **Ids.** Memcg ids are allocated cyclically from an RCU radix tree
-//!   ([`unishrink_xarray::XArray`]), so a just-freed id is not reused at once,
-//!   and lookup by id takes no lock.
+//! * **Ids.** Memcg ids live in an RCU radix tree ([`unishrink_xarray::XArray`]),
+//!   so lookup by id takes no lock. They are allocated cyclically in
+//!   `1..=Config::max_id` (lowest free id after the last one handed out,
+//!   wrapping to 1), so a just-freed id is not reused at once.
 //!
 //! # Invariants
 //!
@@ -39,7 +40,14 @@
 //!    child until (c), the parent cannot go offline while the child's objects
 //!    are being moved into it ([`MemcgError::HasChildren`]).
 //! 3. Writers (create, offline, expand, root online) are serialized by one
-//!    mutex; readers (lookup, walks, `shrinker_info`) take no lock.
+//!    mutex; readers (lookup, walks, `shrinker_info`, `map_nr_max`) take no
+//!    tree-wide lock (a walk takes each visited memcg's children lock briefly).
+//! 4. *Ownership is acyclic.* A child holds its parent strongly (a parent
+//!    outlives its children); a parent lists its children strongly only while
+//!    the tree exists: dropping the last [`MemcgTree`] clone empties every
+//!    online memcg's children list, so nothing leaks. Releasing a long chain
+//!    of ancestors is done iteratively, not recursively, so a deep hierarchy
+//!    cannot overflow the stack.
 //!
 //! # Example
 //!
@@ -59,7 +67,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -208,8 +216,37 @@ struct MemcgInner {
     children: Mutex<Vec<Memcg>>,
 }
 
+impl Drop for MemcgInner {
+    fn drop(&mut self) {
+        // Dropping `parent` normally could release a whole chain of ancestors
+        // recursively (one stack frame set per level). Unwind it in a loop:
+        // each ancestor we were the last owner of is dropped with its own
+        // parent already taken out.
+        let mut next = self.parent.take();
+        while let Some(p) = next {
+            next = Arc::into_inner(p.0).and_then(|mut inner| inner.parent.take());
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Parents list their children strongly and children hold their parent:
+        // break those cycles, or every online memcg would leak with the tree.
+        // No writer can run (we are the last owner) and every linked memcg is
+        // reachable from the root, so emptying the lists top-down is complete.
+        // (Walking the id map instead would pin an epoch and, with a radix
+        // tree that defers its frees, delay the release.)
+        let mut stack: Vec<Memcg> = self.root.get().cloned().into_iter().collect();
+        while let Some(m) = stack.pop() {
+            stack.append(&mut m.0.children.lock());
+        }
+    }
+}
+
 /// A handle to one memory cgroup (cheap to clone; the memcg is released when
-/// the last handle drops).
+/// the last handle drops). Handles may outlive their tree; once the tree is
+/// dropped, [`Memcg::children`] is empty.
 #[derive(Clone)]
 pub struct Memcg(Arc<MemcgInner>);
 
@@ -313,10 +350,15 @@ struct WriterState {
     map_nr_max: usize,
     hooks: Vec<(HookId, ReparentHook)>,
     next_hook: u64,
+    /// Cyclic id cursor: the next memcg id to try (wraps to 1 past `max_id`).
+    next_id: u32,
 }
 
 struct Shared {
     config: Config,
+    /// Mirror of `WriterState::map_nr_max` for lock-free readers; written
+    /// (Release) only under the writer lock, after every memcg has grown.
+    map_nr_max: AtomicUsize,
     /// Online memcgs by id (RCU radix tree: lookup takes no lock).
     ids: XArray<MemcgInner>,
     root: OnceLock<Memcg>,
@@ -347,12 +389,14 @@ impl MemcgTree {
         Self {
             shared: Arc::new(Shared {
                 config,
+                map_nr_max: AtomicUsize::new(0),
                 ids: XArray::new(),
                 root: OnceLock::new(),
                 writer: Mutex::new(WriterState {
                     map_nr_max: 0,
                     hooks: Vec::new(),
                     next_hook: 0,
+                    next_id: 1,
                 }),
             }),
         }
@@ -395,7 +439,9 @@ impl MemcgTree {
 
     /// The shrinker-id capacity every online memcg has (0 before any growth).
     pub fn map_nr_max(&self) -> usize {
-        self.shared.writer.lock().map_nr_max
+        // Acquire pairs with the Release in `expand_all`: whoever sees the new
+        // capacity also sees every online memcg grown to it.
+        self.shared.map_nr_max.load(Ordering::Acquire)
     }
 
     /// The root, once online.
@@ -403,11 +449,13 @@ impl MemcgTree {
         self.shared.root.get()
     }
 
+    /// Builds a memcg and reserves its id. Called under the writer lock (`w`).
     fn new_memcg(
         &self,
+        w: &mut WriterState,
         parent: Option<Memcg>,
-        map_nr_max: usize,
     ) -> Result<(Memcg, u64), MemcgError> {
+        let map_nr_max = w.map_nr_max;
         let mut infos = Vec::new();
         infos
             .try_reserve_exact(self.nr_nodes())
@@ -425,14 +473,30 @@ impl MemcgTree {
             infos: Box::new([]),
             children: Mutex::new(Vec::new()),
         });
-        let id = self
-            .shared
-            .ids
-            .alloc_cyclic(placeholder, 1..=u64::from(self.shared.config.max_id))
-            .map_err(|e| match e {
-                AllocError::Full | AllocError::EmptyRange => MemcgError::IdSpaceExhausted,
-                _ => MemcgError::OutOfMemory,
-            })?;
+        // Cyclic allocation with our own cursor (ids are only allocated under
+        // the writer lock): lowest free id at or after the cursor, else the
+        // lowest free id from 1. Keeping the cursor here rather than relying
+        // on `XArray::alloc_cyclic` pins down the policy (tested in
+        // tests/ids.rs): a freed id is not reused while any id after the last
+        // one given out is still free, including right after `max_id`.
+        let max_id = u64::from(self.shared.config.max_id);
+        let cursor = u64::from(w.next_id);
+        let ids = &self.shared.ids;
+        let first = if cursor <= max_id {
+            ids.alloc(placeholder.clone(), cursor..=max_id)
+        } else {
+            Err(AllocError::Full)
+        };
+        let id = match first {
+            Err(AllocError::Full) if cursor > 1 => ids.alloc(placeholder, 1..=max_id),
+            r => r,
+        }
+        .map_err(|e| match e {
+            AllocError::Full | AllocError::EmptyRange => MemcgError::IdSpaceExhausted,
+            _ => MemcgError::OutOfMemory,
+        })?;
+        // `id <= max_id <= u32::MAX`, so neither conversion truncates.
+        w.next_id = (id as u32).wrapping_add(1).max(1);
         let inner = Arc::new(MemcgInner {
             id: MemcgId(id as u32),
             tree: Arc::downgrade(&self.shared),
@@ -452,11 +516,11 @@ impl MemcgTree {
     /// Brings the root online (or the dummy root when memcgs are compiled out
     /// or disabled), sized for every shrinker id recorded by `expand_all` so far.
     pub fn online_root(&self) -> Result<Memcg, MemcgError> {
-        let w = self.shared.writer.lock();
+        let mut w = self.shared.writer.lock();
         if self.shared.root.get().is_some() {
             return Err(MemcgError::RootAlreadyOnline);
         }
-        let (root, id) = self.new_memcg(None, w.map_nr_max)?;
+        let (root, id) = self.new_memcg(&mut w, None)?;
         self.publish(&root, id);
         let _ = self.shared.root.set(root.clone());
         Ok(root)
@@ -468,11 +532,11 @@ impl MemcgTree {
             return Err(MemcgError::Disabled);
         }
         self.check_own(parent)?;
-        let w = self.shared.writer.lock();
+        let mut w = self.shared.writer.lock();
         if !parent.is_online() {
             return Err(MemcgError::Offline(parent.id()));
         }
-        let (child, id) = self.new_memcg(Some(parent.clone()), w.map_nr_max)?;
+        let (child, id) = self.new_memcg(&mut w, Some(parent.clone()))?;
         parent.0.children.lock().push(child.clone());
         self.publish(&child, id);
         drop(w);
@@ -539,6 +603,7 @@ impl MemcgTree {
             }
         }
         w.map_nr_max = new_nr_max;
+        self.shared.map_nr_max.store(new_nr_max, Ordering::Release);
         Ok(())
     }
 
@@ -559,7 +624,8 @@ impl MemcgTree {
         w.hooks.len() != before
     }
 
-    /// Number of online memcgs (root included).
+    /// Number of online memcgs (root included). Read without a lock, it may
+    /// transiently count a memcg whose `create` has not returned yet.
     pub fn nr_online(&self) -> usize {
         self.shared.ids.len()
     }
@@ -624,5 +690,81 @@ mod tests {
         assert_eq!(parse_node_list("0-3,5"), Some(6));
         assert_eq!(parse_node_list(""), None);
         assert_eq!(parse_node_list("x"), None);
+    }
+
+    /// Dropping the tree releases every memcg (no parent/child `Arc` cycle).
+    #[test]
+    #[cfg(feature = "memcg")]
+    fn tree_drop_releases_memcgs() {
+        let tree = MemcgTree::new(Config {
+            nr_nodes: 1,
+            ..Config::default()
+        });
+        let root = tree.online_root().unwrap();
+        let child = tree.create(&root).unwrap();
+        let grandchild = tree.create(&child).unwrap();
+        let weak: Vec<_> = [&root, &child, &grandchild]
+            .iter()
+            .map(|m| Arc::downgrade(&m.0))
+            .collect();
+        drop((root, child, grandchild));
+        assert!(
+            weak.iter().all(|w| w.upgrade().is_some()),
+            "tree keeps them"
+        );
+        drop(tree);
+        for w in &weak {
+            assert!(w.upgrade().is_none(), "memcg leaked after tree drop");
+        }
+    }
+
+    /// A handle kept past the tree's drop still works and keeps its ancestors.
+    #[test]
+    #[cfg(feature = "memcg")]
+    fn handle_outlives_tree() {
+        let tree = MemcgTree::new(Config {
+            nr_nodes: 2,
+            ..Config::default()
+        });
+        let root = tree.online_root().unwrap();
+        let child = tree.create(&root).unwrap();
+        let weak_root = Arc::downgrade(&root.0);
+        drop(root);
+        drop(tree);
+        assert!(weak_root.upgrade().is_some(), "child keeps its parent");
+        assert!(child.parent().unwrap().children().is_empty());
+        child
+            .shrinker_info(1)
+            .unwrap()
+            .add_nr_deferred(0, 1)
+            .unwrap_err();
+        drop(child);
+        assert!(weak_root.upgrade().is_none());
+    }
+
+    /// Releasing a deep chain does not recurse once per level (it would
+    /// overflow this thread's small stack).
+    #[test]
+    #[cfg(feature = "memcg")]
+    fn deep_chain_release_is_iterative() {
+        const DEPTH: usize = 20_000;
+        let h = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let tree = MemcgTree::new(Config {
+                    nr_nodes: 1,
+                    ..Config::default()
+                });
+                let mut cur = tree.online_root().unwrap();
+                let weak_root = Arc::downgrade(&cur.0);
+                for _ in 0..DEPTH {
+                    cur = tree.create(&cur).unwrap();
+                }
+                drop(tree);
+                drop(cur);
+                weak_root.upgrade().is_none()
+            })
+            .unwrap();
+        assert!(h.join().unwrap(), "root not released");
     }
 }
