@@ -41,6 +41,9 @@ use crate::priority::{reclaim_global, reclaim_memcg, ReclaimReport};
 /// The system-wide memory pressure file.
 pub const PROC_PRESSURE_MEMORY: &str = "/proc/pressure/memory";
 
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
 /// One line of a pressure file.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PressureLine {
@@ -90,6 +93,12 @@ pub enum PsiError {
         /// The file.
         path: PathBuf,
     },
+    /// The file is not on procfs or cgroup2, so it cannot hold a trigger
+    /// (it may still be sampled).
+    NotPressureFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file exists but a trigger may not be written to it.
     PermissionDenied {
         /// The file.
@@ -123,6 +132,9 @@ impl fmt::Display for PsiError {
         match self {
             Self::NotSupported { path } => {
                 write!(f, "PSI not available at {}", path.display())
+            }
+            Self::NotPressureFile { path } => {
+                write!(f, "{} is not on procfs or cgroup2", path.display())
             }
             Self::PermissionDenied { path } => {
                 write!(
@@ -279,6 +291,22 @@ impl PsiTrigger {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| io_error(path, &e))?;
+        // Writing a trigger to an ordinary file would "succeed" and never fire.
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: the fd is open (owned by `file`) and `st` is a writable
+        // statfs buffer; read only after success. Checked by
+        // tests/psi.rs::sampling_fallback_fires_over_the_threshold.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(io_error(path, &e));
+        }
+        // SAFETY: fstatfs returned 0, so it initialized `st`.
+        let magic = unsafe { st.assume_init() }.f_type as i64;
+        if magic != PROC_SUPER_MAGIC && magic != CGROUP2_SUPER_MAGIC {
+            return Err(PsiError::NotPressureFile {
+                path: path.to_path_buf(),
+            });
+        }
         // The kernel wants the trigger in one write, NUL-terminated.
         let mut buf = spec.clone().into_bytes();
         buf.push(0);
