@@ -279,7 +279,7 @@ impl<T> fmt::Debug for MemcgLru<T> {
 
 const UNBOUND: u32 = u32::MAX;
 
-struct Shared<T: Send + 'static> {
+pub(crate) struct Shared<T: Send + 'static> {
     registry: Registry,
     nr_nodes: usize,
     lists: XArray<MemcgLru<T>>,
@@ -324,6 +324,11 @@ impl<T: Send + 'static> ListLru<T> {
     /// An empty lru over `registry`'s memcg tree, with a reparent hook
     /// registered on it (removed when the last clone drops). Bind a shrinker
     /// with [`ListLru::bind_shrinker`], or use [`LruShrinker::new`].
+    ///
+    /// Dropping the last clone unregisters the hook, which takes the memcg
+    /// tree's writer lock: do not let the last clone be dropped by an epoch
+    /// deferred destructor (e.g. captured in a shrinker's callbacks —
+    /// [`LruShrinker`] holds its lru weakly for this reason).
     pub fn new(registry: &Registry) -> Self {
         let shared = Arc::new(Shared {
             registry: registry.clone(),
@@ -344,6 +349,10 @@ impl<T: Send + 'static> ListLru<T> {
         ));
         *shared.hook.lock() = Some(hook);
         Self { shared }
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Shared<T>> {
+        Arc::downgrade(&self.shared)
     }
 
     /// The registry this lru lives in.
@@ -665,9 +674,12 @@ impl<T: Send + 'static> ListLru<T> {
 }
 
 /// Adapter from a list_lru to the [`Shrink`] callbacks (used by
-/// [`LruShrinker`]).
+/// [`LruShrinker`]). Holds the lru *weakly*: a freed shrinker is destroyed
+/// later by the epoch collector, possibly inside another thread's `pin()`
+/// under the memcg tree's writer lock, and dropping the last lru there would
+/// unregister its reparent hook under that same lock (a self-deadlock).
 pub(crate) struct LruShrink<T: Send + 'static, I, D> {
-    pub(crate) lru: ListLru<T>,
+    pub(crate) lru: Weak<Shared<T>>,
     pub(crate) isolate: I,
     pub(crate) dispose: D,
 }
@@ -679,17 +691,21 @@ where
     D: Fn(T) + Send + Sync + 'static,
 {
     fn count_objects(&self, sc: &ShrinkControl<'_>) -> Count {
-        match self.lru.count(sc.memcg, sc.nid) {
+        let Some(shared) = self.lru.upgrade() else {
+            return Count::Empty;
+        };
+        match (ListLru { shared }).count(sc.memcg, sc.nid) {
             Ok(0) | Err(_) => Count::Empty,
             Ok(n) => Count::Objects(n),
         }
     }
 
     fn scan_objects(&self, sc: &mut ShrinkControl<'_>) -> Scan {
-        let Ok(out) = self
-            .lru
-            .walk(sc.memcg, sc.nid, sc.nr_to_scan, &self.isolate)
-        else {
+        let Some(shared) = self.lru.upgrade() else {
+            return Scan::Stop;
+        };
+        let lru = ListLru { shared };
+        let Ok(out) = lru.walk(sc.memcg, sc.nid, sc.nr_to_scan, &self.isolate) else {
             return Scan::Stop;
         };
         sc.nr_scanned = out.walked;

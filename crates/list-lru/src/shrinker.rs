@@ -72,7 +72,7 @@ impl<T: Send + 'static> LruShrinker<T> {
             return Err(LruError::AlreadyBound(id));
         }
         let shrink = LruShrink {
-            lru: lru.clone(),
+            lru: lru.downgrade(),
             isolate,
             dispose,
         };

@@ -104,6 +104,12 @@ impl Drop for Shared {
 
 /// Per-memcg hierarchical usage counters with limits. Cheap to clone.
 ///
+/// Dropping the last clone unregisters an offline hook, which takes the
+/// memcg tree's writer lock: shrinker callbacks that uncharge (the usual
+/// case) should capture [`ChargeCounters::downgrade`] rather than a clone,
+/// because a freed shrinker's callbacks are destroyed by the epoch collector,
+/// which may run under that lock.
+///
 /// ```
 /// use unishrink_reclaim::{ChargeCounters, ChargeError};
 /// use unishrink_shrinker::{MemcgConfig, Registry};
@@ -132,6 +138,25 @@ impl fmt::Debug for ChargeCounters {
             .field("counters", &self.shared.counters.len())
             .field("config", &self.shared.config)
             .finish()
+    }
+}
+
+/// A weak [`ChargeCounters`] handle; see [`ChargeCounters::downgrade`].
+#[derive(Clone, Debug)]
+pub struct WeakChargeCounters(Weak<Shared>);
+
+impl WeakChargeCounters {
+    /// The counters, if any strong handle is left.
+    pub fn upgrade(&self) -> Option<ChargeCounters> {
+        self.0.upgrade().map(|shared| ChargeCounters { shared })
+    }
+
+    /// Uncharges if the counters still exist (a no-op otherwise).
+    pub fn uncharge(&self, memcg: &Memcg, n: u64) -> Result<(), ChargeError> {
+        match self.upgrade() {
+            Some(c) => c.uncharge(memcg, n),
+            None => Ok(()),
+        }
     }
 }
 
@@ -166,6 +191,11 @@ impl ChargeCounters {
         ));
         *shared.hook.lock() = Some(hook);
         Self { shared }
+    }
+
+    /// A weak handle for shrinker callbacks (see the type docs).
+    pub fn downgrade(&self) -> WeakChargeCounters {
+        WeakChargeCounters(Arc::downgrade(&self.shared))
     }
 
     /// The registry.

@@ -69,6 +69,6 @@ mod charge;
 mod priority;
 pub mod psi;
 
-pub use charge::{ChargeConfig, ChargeCounters, ChargeError};
+pub use charge::{ChargeConfig, ChargeCounters, ChargeError, WeakChargeCounters};
 pub use priority::{reclaim_global, reclaim_memcg, shrink_subtree, ReclaimError, ReclaimReport};
 pub use unishrink_shrinker::DEF_PRIORITY;

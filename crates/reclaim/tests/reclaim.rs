@@ -93,7 +93,7 @@ fn charged_cache(
     counters: &ChargeCounters,
     isolate: fn(&mut unishrink_shrinker::Memcg) -> LruWalk,
 ) -> LruShrinker<unishrink_shrinker::Memcg> {
-    let c = counters.clone();
+    let c = counters.downgrade();
     LruShrinker::new(
         ListLru::new(reg),
         ShrinkerConfig::new("charged"),
