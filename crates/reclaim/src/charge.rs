@@ -17,9 +17,12 @@ pub struct ChargeConfig {
     /// Reclaim-and-retry rounds before giving up (the kernel's
     /// `MAX_RECLAIM_RETRIES` idea).
     pub max_retries: u32,
-    /// Smallest reclaim goal, so a tiny charge still frees a useful batch
-    /// (the kernel's `SWAP_CLUSTER_MAX`).
+    /// Smallest reclaim goal in objects, so a tiny charge still frees a
+    /// useful batch (the kernel's `SWAP_CLUSTER_MAX`).
     pub min_reclaim: u64,
+    /// Charge units per reclaimable object (e.g. bytes per cached buffer):
+    /// a charge of `n` reclaims `max(ceil(n / unit), min_reclaim)` objects.
+    pub unit: u64,
 }
 
 impl Default for ChargeConfig {
@@ -27,6 +30,7 @@ impl Default for ChargeConfig {
         Self {
             max_retries: 5,
             min_reclaim: 32,
+            unit: 1,
         }
     }
 }
@@ -339,7 +343,7 @@ impl ChargeCounters {
 
     /// Charges `n` to `memcg` and every ancestor. When a limit is hit, the
     /// subtree of the memcg whose limit it was is reclaimed (goal:
-    /// `max(n, min_reclaim)` objects) and the charge retried, up to
+    /// `max(ceil(n / unit), min_reclaim)` objects) and the charge retried, up to
     /// `max_retries` times or until a reclaim frees nothing; then it fails
     /// with [`ChargeError::OverLimit`]. Returns the objects reclaimed.
     pub fn charge(&self, memcg: &Memcg, n: u64) -> Result<u64, ChargeError> {
@@ -356,7 +360,8 @@ impl ChargeCounters {
                 return Err(err);
             }
             retries += 1;
-            let goal = n.max(self.shared.config.min_reclaim);
+            let unit = self.shared.config.unit.max(1);
+            let goal = n.div_ceil(unit).max(self.shared.config.min_reclaim);
             let freed = reclaim_memcg(&self.shared.registry, &over, goal)
                 .map(|r| r.freed)
                 .unwrap_or(0);

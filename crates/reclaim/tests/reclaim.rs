@@ -137,6 +137,7 @@ fn charge_past_the_limit_errors_when_reclaim_cannot_help() {
         ChargeConfig {
             max_retries: 3,
             min_reclaim: 1,
+            unit: 1,
         },
     );
     // Nothing is reclaimable: every item says Stop.
