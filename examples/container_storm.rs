@@ -110,14 +110,7 @@ fn run(containers: usize, inodes: u64, nodes: usize) -> StormReport {
                 let nid = (ino as usize) % m.nr_nodes();
                 mount
                     .lru()
-                    .add(
-                        &m,
-                        nid,
-                        Inode {
-                            ino: ino,
-                            data: [0; 64],
-                        },
-                    )
+                    .add(&m, nid, Inode { ino, data: [0; 64] })
                     .expect("add");
                 added.fetch_add(1, Ordering::Relaxed);
             }

@@ -301,6 +301,8 @@ impl PsiTrigger {
             return Err(io_error(path, &e));
         }
         // SAFETY: fstatfs returned 0, so it initialized `st`.
+        // `f_type`'s width differs between libcs.
+        #[allow(clippy::unnecessary_cast)]
         let magic = unsafe { st.assume_init() }.f_type as i64;
         if magic != PROC_SUPER_MAGIC && magic != CGROUP2_SUPER_MAGIC {
             return Err(PsiError::NotPressureFile {
