@@ -230,6 +230,7 @@ mod memcg {
         assert_eq!(total, 26 + 25 - 1 + 1);
         assert_eq!(freed.load(Ordering::Relaxed), total);
         assert_eq!(lru.total(), 0);
+        reg.offline_memcg(&parent).unwrap();
     }
 
     #[test]
@@ -264,6 +265,8 @@ mod memcg {
         let out = lru.walk(&a, 0, 10, |_| LruWalk::Removed).unwrap();
         assert_eq!(out.removed, vec!['a']);
         assert_eq!(lru.count(&b, 0).unwrap(), 1);
+        reg.offline_memcg(&a).unwrap();
+        reg.offline_memcg(&b).unwrap();
     }
 }
 

@@ -158,6 +158,16 @@ fn concurrent_add_del_walk_offline_loses_nothing() {
         .map(|m| lru.count(&m, 0).unwrap() + lru.count(&m, 1).unwrap())
         .sum();
     assert_eq!(online_total, lru.total(), "no items left on dead memcgs");
+    // Take the rest offline, leaves first (memcgs link parents and children):
+    // their items move up, nothing is lost on the way.
+    let mut left: Vec<Memcg> = memcgs.lock().iter().skip(1).cloned().collect();
+    while !left.is_empty() {
+        left.retain(|m| reg.offline_memcg(m).is_err());
+    }
+    assert_eq!(
+        lru.total(),
+        lru.count(&root, 0).unwrap() + lru.count(&root, 1).unwrap()
+    );
     let remaining = lru.drain().len() as u64;
     let added = added.load(Ordering::Relaxed);
     assert_eq!(added, ADDERS as u64 * ADDS_PER_THREAD);

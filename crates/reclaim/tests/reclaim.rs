@@ -213,6 +213,10 @@ mod memcg {
         let g = reclaim_global(&reg, u64::MAX).unwrap();
         assert_eq!(g.freed, 4 * 300);
         assert_eq!(lru.total(), 0);
+        // Offline everything: memcgs refer to their parents and children.
+        for m in [&a1, &a, &b] {
+            reg.offline_memcg(m).unwrap();
+        }
     }
 
     #[test]
@@ -240,6 +244,9 @@ mod memcg {
             counters.usage(&parent).unwrap(),
             counters.usage(&root).unwrap()
         );
+        for m in [&a, &b, &parent] {
+            reg.offline_memcg(m).unwrap();
+        }
     }
 
     #[test]
