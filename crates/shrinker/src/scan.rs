@@ -234,6 +234,7 @@ pub fn do_shrink_slab(
     trace.freeable = freeable;
     trace.delta = delta;
     trace.total_scan = total_scan;
+    crate::trace::start(sc.memcg, sc.nid, priority, params, &trace);
 
     let mut panic = None;
     while total_scan >= batch_size || total_scan >= freeable {

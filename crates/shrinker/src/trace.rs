@@ -1,13 +1,40 @@
 //! `tracing` events mirroring the kernel's `mm_shrink_slab_start`/`_end`.
 //! With no interested subscriber each event costs one cached interest check.
+//!
+//! * `"shrink_slab start"` is emitted by [`do_shrink_slab`](crate::do_shrink_slab)
+//!   once the scan target is known and before any `scan_objects` call (not
+//!   for an empty or zero count, as in the kernel): memcg_id, nid, priority,
+//!   seeks, batch, nr_deferred, freeable, delta, total_scan. It does not know
+//!   the shrinker's name and id; the `"shrink_slab"` end event that follows
+//!   on the same thread does, and a start without its end is a callback that
+//!   is still running.
+//! * `"shrink_slab"` (the end) carries the shrinker's name and id, the
+//!   numbers above and scanned, freed, new_nr_deferred, stopped.
+//! * `"shrink_slab empty"`: `count_objects` returned SHRINK_EMPTY.
 
 use unishrink_memcg::Memcg;
 
 use crate::registry::ShrinkerId;
-use crate::scan::ScanTrace;
+use crate::scan::{ScanParams, ScanTrace};
 
 /// Target of every event of this crate.
 pub const TARGET: &str = "unishrink::shrink_slab";
+
+pub(crate) fn start(memcg: &Memcg, nid: usize, priority: u32, params: ScanParams, t: &ScanTrace) {
+    tracing::trace!(
+        target: TARGET,
+        memcg_id = memcg.id().0,
+        nid,
+        priority,
+        seeks = params.seeks,
+        batch = params.batch,
+        nr_deferred = t.nr_deferred,
+        freeable = t.freeable,
+        delta = t.delta,
+        total_scan = t.total_scan,
+        "shrink_slab start"
+    );
+}
 
 pub(crate) fn scanned(
     id: ShrinkerId,
