@@ -23,7 +23,7 @@
 //! whose `Display` is the `count` file's text) and [`DebugView::scan`] (input
 //! parsed by [`ScanRequest::from_str`](std::str::FromStr) with typed errors).
 //! The snapshot types mirror the shrinker crate's and derive serde's traits,
-//! so they can be logged or served as JSON; [`http`] (feature `http`) does
+//! so they can be logged or served as JSON; the `http` module (feature `http`) does
 //! the latter.
 //!
 //! # Invariants and caveats
