@@ -693,6 +693,15 @@ impl Registry {
         };
         let outcome = {
             let _scope = CallbackScope::enter(s);
+            // Names the shrinker on the start event emitted inside
+            // do_shrink_slab (which does not know it).
+            let _span = tracing::trace_span!(
+                target: crate::trace::TARGET,
+                "do_shrink_slab",
+                shrinker = %s.name,
+                shrinker_id = s.id().0
+            )
+            .entered();
             do_shrink_slab(s.shrink(), s.params, &mut sc, priority, &deferred)
         };
         let (trace, freed) = match outcome {
