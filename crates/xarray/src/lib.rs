@@ -681,7 +681,11 @@ impl<T: Send + Sync + 'static> XArray<T> {
     /// Puts `value` at `index` (growing the tree / creating nodes as needed) and
     /// returns the previous raw entry (null if none). Caller holds the writer lock.
     /// On error nothing has changed and `value` is not consumed.
-    fn insert_locked(&self, index: u64, value: &mut Option<Arc<T>>) -> Result<*const T, AllocError> {
+    fn insert_locked(
+        &self,
+        index: u64,
+        value: &mut Option<Arc<T>>,
+    ) -> Result<*const T, AllocError> {
         let mut pre = self.prealloc(self.nodes_needed(index))?;
         let want_h = height_for(index);
 
@@ -962,7 +966,11 @@ impl<T: Send + Sync + 'static> XArray<T> {
     ///
     /// # Errors
     /// As [`XArray::alloc`].
-    pub fn alloc_cyclic(&self, value: Arc<T>, range: RangeInclusive<u64>) -> Result<u64, AllocError> {
+    pub fn alloc_cyclic(
+        &self,
+        value: Arc<T>,
+        range: RangeInclusive<u64>,
+    ) -> Result<u64, AllocError> {
         let (start, end) = range.into_inner();
         if start > end {
             return Err(AllocError::EmptyRange);
@@ -971,7 +979,11 @@ impl<T: Send + Sync + 'static> XArray<T> {
         let mut value = Some(value);
         let mut st = self.lock();
         let next = st.next_cyclic;
-        let from = if next < start || next > end { start } else { next };
+        let from = if next < start || next > end {
+            start
+        } else {
+            next
+        };
         let id = match self.find_free(from, end) {
             Some(i) => i,
             None if from > start => self.find_free(start, from - 1).ok_or(AllocError::Full)?,

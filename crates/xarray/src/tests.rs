@@ -1,4 +1,5 @@
 //! Unit tests: allocation corner cases, fault injection, structural invariants.
+#![allow(clippy::reversed_empty_ranges)] // empty ranges are the point of some tests
 
 use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +34,10 @@ fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
             let bit = 1u64 << s;
             if p.is_null() {
                 if valid_mask(n.shift) & bit != 0 {
-                    assert!(n.free.load(Relaxed) & bit != 0, "empty slot without free bit");
+                    assert!(
+                        n.free.load(Relaxed) & bit != 0,
+                        "empty slot without free bit"
+                    );
                 }
                 for m in 0..MARKS {
                     assert_eq!(n.marks[m].load(Relaxed) & bit, 0, "mark on empty slot");
@@ -43,7 +47,11 @@ fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
             count += 1;
             if n.shift == 0 {
                 entries += 1;
-                assert_eq!(n.free.load(Relaxed) & bit, 0, "full leaf slot with free bit");
+                assert_eq!(
+                    n.free.load(Relaxed) & bit,
+                    0,
+                    "full leaf slot with free bit"
+                );
                 for (m, any) in marks_any.iter_mut().enumerate() {
                     *any |= n.marks[m].load(Relaxed) & bit != 0;
                 }
@@ -130,7 +138,10 @@ fn alloc_beyond_height_grows() {
     xa.store(0, Arc::new(0u64)).unwrap();
     assert_eq!(xa.alloc(Arc::new(1), (1 << 40)..=u64::MAX), Ok(1 << 40));
     assert_eq!(xa.height(), 7);
-    assert_eq!(xa.alloc(Arc::new(1), (1 << 40)..=u64::MAX), Ok((1 << 40) + 1));
+    assert_eq!(
+        xa.alloc(Arc::new(1), (1 << 40)..=u64::MAX),
+        Ok((1 << 40) + 1)
+    );
     assert_eq!(check_invariants(&xa), 3);
 }
 
@@ -143,7 +154,10 @@ fn full_u64_range_is_full() {
         assert_eq!(xa.alloc(Arc::new(i), lo..=u64::MAX), Ok(i));
     }
     assert_eq!(xa.alloc(Arc::new(0), lo..=u64::MAX), Err(AllocError::Full));
-    assert_eq!(xa.alloc(Arc::new(0), u64::MAX..=u64::MAX), Err(AllocError::Full));
+    assert_eq!(
+        xa.alloc(Arc::new(0), u64::MAX..=u64::MAX),
+        Err(AllocError::Full)
+    );
     assert_eq!(xa.alloc(Arc::new(0), 0..=u64::MAX), Ok(0));
     assert_eq!(check_invariants(&xa), 132);
 }
@@ -164,10 +178,16 @@ fn alloc_cyclic_wraps_around() {
     assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Ok(3));
     // Wrap past u64::MAX.
     let xb = XArray::new();
-    assert_eq!(xb.alloc_cyclic(Arc::new(0u64), u64::MAX..=u64::MAX), Ok(u64::MAX));
+    assert_eq!(
+        xb.alloc_cyclic(Arc::new(0u64), u64::MAX..=u64::MAX),
+        Ok(u64::MAX)
+    );
     assert_eq!(xb.alloc_cyclic(Arc::new(0), 0..=u64::MAX), Ok(0));
     assert_eq!(xb.alloc_cyclic(Arc::new(0), 0..=u64::MAX), Ok(1));
-    assert_eq!(xb.alloc_cyclic(Arc::new(0), 5..=4), Err(AllocError::EmptyRange));
+    assert_eq!(
+        xb.alloc_cyclic(Arc::new(0), 5..=4),
+        Err(AllocError::EmptyRange)
+    );
 }
 
 #[test]
@@ -192,8 +212,15 @@ fn oom_leaves_tree_unchanged() {
         assert!(xa.get_mark(3, Mark::Mark1));
     }
     xa.fail_nth_node_alloc(1);
-    assert_eq!(xa.alloc(Arc::new(0), 64..=100), Err(AllocError::OutOfMemory));
-    assert_eq!(xa.alloc_cyclic(Arc::new(0), 64..=100), Ok(64), "injection is one-shot");
+    assert_eq!(
+        xa.alloc(Arc::new(0), 64..=100),
+        Err(AllocError::OutOfMemory)
+    );
+    assert_eq!(
+        xa.alloc_cyclic(Arc::new(0), 64..=100),
+        Ok(64),
+        "injection is one-shot"
+    );
     xa.fail_nth_node_alloc(13); // more than needed: store succeeds
     assert_eq!(xa.store(1 << 40, Arc::new(1)), Ok(None));
     xa.fail_nth_node_alloc(0);
@@ -215,7 +242,10 @@ fn marks_propagate_and_clear_on_erase() {
     let g = pin();
     let m0: Vec<u64> = xa.iter_marked(0, Mark::Mark0, &g).map(|(i, _)| i).collect();
     assert_eq!(m0, vec![70, 1 << 33]);
-    let m0: Vec<u64> = xa.iter_marked(71, Mark::Mark0, &g).map(|(i, _)| i).collect();
+    let m0: Vec<u64> = xa
+        .iter_marked(71, Mark::Mark0, &g)
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(m0, vec![1 << 33]);
     assert_eq!(xa.iter_marked(0, Mark::Mark1, &g).count(), 0);
     // Replace keeps the mark, erase clears it.
@@ -242,7 +272,8 @@ fn drop_frees_every_value() {
     let drops = Arc::new(AtomicUsize::new(0));
     let xa = XArray::new();
     for i in 0..1000u64 {
-        xa.store(i * 7919, Arc::new(Counted(drops.clone()))).unwrap();
+        xa.store(i * 7919, Arc::new(Counted(drops.clone())))
+            .unwrap();
     }
     for i in 0..100u64 {
         drop(xa.erase(i * 7919));
@@ -284,5 +315,7 @@ fn foreign_guard_is_rejected() {
 fn error_display() {
     assert!(AllocError::Full.to_string().contains("no free index"));
     assert!(AllocError::EmptyRange.to_string().contains("empty"));
-    assert!(AllocError::OutOfMemory.to_string().contains("out of memory"));
+    assert!(AllocError::OutOfMemory
+        .to_string()
+        .contains("out of memory"));
 }

@@ -107,8 +107,15 @@ fn check_all(xa: &XArray<Value>, model: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(xa.is_empty(), model.map.is_empty());
     prop_assert_eq!(xa.height(), expected_height(model));
     let g = pin();
-    let got: Vec<(u64, *const Value)> = xa.iter(0, &g).map(|(i, v)| (i, v as *const Value)).collect();
-    let want: Vec<(u64, *const Value)> = model.map.iter().map(|(&i, (v, _))| (i, Arc::as_ptr(v))).collect();
+    let got: Vec<(u64, *const Value)> = xa
+        .iter(0, &g)
+        .map(|(i, v)| (i, v as *const Value))
+        .collect();
+    let want: Vec<(u64, *const Value)> = model
+        .map
+        .iter()
+        .map(|(&i, (v, _))| (i, Arc::as_ptr(v)))
+        .collect();
     prop_assert_eq!(got, want);
     for (&i, (v, marks)) in &model.map {
         prop_assert!(std::ptr::eq(xa.load(i, &g).unwrap(), Arc::as_ptr(v)));
@@ -118,7 +125,12 @@ fn check_all(xa: &XArray<Value>, model: &Model) -> Result<(), TestCaseError> {
     }
     for (mi, m) in MARKS.iter().enumerate() {
         let got: Vec<u64> = xa.iter_marked(0, *m, &g).map(|(i, _)| i).collect();
-        let want: Vec<u64> = model.map.iter().filter(|(_, (_, mk))| mk[mi]).map(|(&i, _)| i).collect();
+        let want: Vec<u64> = model
+            .map
+            .iter()
+            .filter(|(_, (_, mk))| mk[mi])
+            .map(|(&i, _)| i)
+            .collect();
         prop_assert_eq!(got, want);
     }
     Ok(())
@@ -154,7 +166,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let from = if n < a || n > b { a } else { n };
                     model
                         .first_free(from..=b)
-                        .or_else(|| if from > a { model.first_free(a..=from - 1) } else { None })
+                        .or_else(|| {
+                            if from > a {
+                                model.first_free(a..=from - 1)
+                            } else {
+                                None
+                            }
+                        })
                         .ok_or(AllocError::Full)
                 };
                 prop_assert_eq!(got, want);
@@ -168,12 +186,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = xa.store(i, v.clone()).unwrap();
                 let marks = model.map.get(&i).map(|e| e.1).unwrap_or_default();
                 let want = model.map.insert(i, (v, marks)).map(|e| e.0);
-                prop_assert_eq!(got.as_ref().map(Arc::as_ptr), want.as_ref().map(Arc::as_ptr));
+                prop_assert_eq!(
+                    got.as_ref().map(Arc::as_ptr),
+                    want.as_ref().map(Arc::as_ptr)
+                );
             }
             Op::Erase(i) => {
                 let got = xa.erase(i);
                 let want = model.map.remove(&i).map(|e| e.0);
-                prop_assert_eq!(got.as_ref().map(Arc::as_ptr), want.as_ref().map(Arc::as_ptr));
+                prop_assert_eq!(
+                    got.as_ref().map(Arc::as_ptr),
+                    want.as_ref().map(Arc::as_ptr)
+                );
             }
             Op::Load(i) => {
                 let g = pin();
@@ -211,9 +235,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::IterMarked(start, m) => {
                 let g = pin();
-                let got: Vec<u64> = xa.iter_marked(start, MARKS[m as usize], &g).map(|(i, _)| i).collect();
-                let want: Vec<u64> =
-                    model.map.range(start..).filter(|(_, e)| e.1[m as usize]).map(|(&i, _)| i).collect();
+                let got: Vec<u64> = xa
+                    .iter_marked(start, MARKS[m as usize], &g)
+                    .map(|(i, _)| i)
+                    .collect();
+                let want: Vec<u64> = model
+                    .map
+                    .range(start..)
+                    .filter(|(_, e)| e.1[m as usize])
+                    .map(|(&i, _)| i)
+                    .collect();
                 prop_assert_eq!(got, want);
             }
         }

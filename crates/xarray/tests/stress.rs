@@ -19,13 +19,19 @@ struct Value {
 
 impl Drop for Value {
     fn drop(&mut self) {
-        assert!(!self.dropped.swap(true, Ordering::SeqCst), "value dropped twice");
+        assert!(
+            !self.dropped.swap(true, Ordering::SeqCst),
+            "value dropped twice"
+        );
         self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 fn check(index: u64, v: &Value) {
-    assert!(!v.dropped.load(Ordering::SeqCst), "reader saw a dropped value at {index}");
+    assert!(
+        !v.dropped.load(Ordering::SeqCst),
+        "reader saw a dropped value at {index}"
+    );
     assert_eq!(v.index, index, "value loaded from the wrong index");
 }
 
@@ -61,7 +67,11 @@ fn readers_vs_churning_writer() {
                 let mut n = 0usize;
                 while !stop.load(Ordering::Acquire) {
                     let g = pin();
-                    let i = if rng.gen_bool(0.9) { rng.gen_range(0..300) } else { FAR };
+                    let i = if rng.gen_bool(0.9) {
+                        rng.gen_range(0..300)
+                    } else {
+                        FAR
+                    };
                     if let Some(v) = xa.load(i, &g) {
                         check(i, v);
                         n += 1;
@@ -144,7 +154,10 @@ fn readers_vs_churning_writer() {
         stop.store(true, Ordering::Release);
     });
 
-    assert!(reader_loads.load(Ordering::Relaxed) > 0, "readers did some work");
+    assert!(
+        reader_loads.load(Ordering::Relaxed) > 0,
+        "readers did some work"
+    );
     drop(xa);
     let want = created.load(Ordering::SeqCst);
     for _ in 0..10_000 {
@@ -154,5 +167,9 @@ fn readers_vs_churning_writer() {
         pin().flush();
         thread::yield_now();
     }
-    assert_eq!(drops.load(Ordering::SeqCst), want, "every value dropped exactly once");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        want,
+        "every value dropped exactly once"
+    );
 }
