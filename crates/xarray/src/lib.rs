@@ -60,7 +60,7 @@
 //! **Out of memory.** A writer first works out how many nodes the operation needs,
 //! allocates all of them fallibly (`std::alloc::alloc` + null check) and only then
 //! touches the tree, so [`AllocError::OutOfMemory`] leaves the tree unchanged. With the
-//! `fault-injection` cargo feature, [`XArray::fail_nth_node_alloc`] makes a chosen
+//! `fault-injection` cargo feature, `XArray::fail_nth_node_alloc` makes a chosen
 //! node allocation of one `XArray` fail, for tests.
 //!
 //! # Invariants (checked by `tests/model.rs` and the unit tests)
@@ -121,6 +121,15 @@
 //! writer mutex); writer-only bookkeeping stays on std atomics (see `sync.rs`).
 
 #![warn(missing_docs)]
+
+// Under loom the epoch scheme itself must be loom-aware, or every simulated thread
+// would share one crossbeam participant (std thread-locals) and the model would check
+// nothing about reclamation.
+#[cfg(all(loom, not(crossbeam_loom)))]
+compile_error!(
+    "unishrink-xarray under loom needs crossbeam-epoch's loom mode: \
+     RUSTFLAGS=\"--cfg loom --cfg crossbeam_loom\""
+);
 
 #[cfg(feature = "bench-support")]
 pub mod bench_support;
