@@ -151,6 +151,7 @@ use std::sync::Arc;
 
 use crossbeam_epoch::Shared;
 pub use crossbeam_epoch::{pin, Guard};
+use crossbeam_utils::CachePadded;
 
 use crate::sync::{AtomicPtr, AtomicU64, Mutex, MutexGuard};
 
@@ -363,8 +364,10 @@ struct WriterState {
 /// See the [crate documentation](crate) for the protocol.
 pub struct XArray<T: Send + Sync + 'static> {
     /// Top node, or null when empty. Published with `Release`, read with `Acquire`.
-    root: AtomicPtr<Node>,
-    writer: Mutex<WriterState>,
+    /// On its own cache line: every lookup reads it, and it must not share a line
+    /// with the mutex and `len` that each writer operation dirties.
+    root: CachePadded<AtomicPtr<Node>>,
+    writer: CachePadded<Mutex<WriterState>>,
     /// Number of entries; written under the writer mutex, read advisory (Relaxed).
     len: StdAtomicUsize,
     /// Countdown to an injected node-allocation failure (0 = off).
@@ -404,8 +407,8 @@ impl<T: Send + Sync + 'static> XArray<T> {
     /// Creates an empty tree (height 0). Does not allocate.
     pub fn new() -> Self {
         XArray {
-            root: AtomicPtr::new(ptr::null_mut()),
-            writer: Mutex::new(WriterState { next_cyclic: 0 }),
+            root: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            writer: CachePadded::new(Mutex::new(WriterState { next_cyclic: 0 })),
             len: StdAtomicUsize::new(0),
             #[cfg(any(test, feature = "fault-injection"))]
             fail_countdown: StdAtomicU64::new(0),
