@@ -213,9 +213,12 @@ impl std::error::Error for AllocError {}
 /// A tree node. Type-erased: leaf slots hold `*const T` (from `Arc::into_raw`),
 /// interior slots hold `*mut Node`. No `Drop` impl on purpose: destroying a retired
 /// node must never touch the (still live) children its slots point to.
+///
+/// Layout: the slots fill exactly 8 cache lines and the metadata a ninth, so a lookup
+/// touches one line per level (readers derive each level's shift from the root's
+/// instead of reading it from every node).
+#[repr(C, align(64))]
 struct Node {
-    /// 0 for leaves; a multiple of 6 up to 60. Written only before publication.
-    shift: u32,
     /// Reader-visible slots; published with `Release`, read with `Acquire`.
     slots: [AtomicPtr<()>; SLOTS],
     /// Reader-visible mark words (leaf: per entry; interior: "some entry below").
@@ -224,6 +227,8 @@ struct Node {
     free: WriterU64,
     /// Writer-only: number of non-empty slots.
     count: StdAtomicU32,
+    /// 0 for leaves; a multiple of 6 up to 60. Written only before publication.
+    shift: u32,
 }
 
 /// Slots that exist in a node at `shift` (the height-11 top node has only 16).
@@ -485,16 +490,18 @@ impl<T: Send + Sync + 'static> XArray<T> {
         // and the caller is pinned (checked by loom_xarray's `load_vs_erase_shrink`
         // and the ASan stress test).
         let mut n = unsafe { &*node };
-        if index > max_index(n.shift) {
+        let mut shift = n.shift;
+        if index > max_index(shift) {
             return ptr::null();
         }
         loop {
             // Acquire pairs with the Release store that published the child node or
             // value: its contents (node fields or the `T`) are visible to us.
-            let p = n.slots[digit(index, n.shift)].load(Acquire);
-            if p.is_null() || n.shift == 0 {
+            let p = n.slots[digit(index, shift)].load(Acquire);
+            if p.is_null() || shift == 0 {
                 return p;
             }
+            shift -= CHUNK_SHIFT; // a child is always one level down
             node = p.cast();
             // SAFETY: as above; interior slots only ever hold node pointers.
             n = unsafe { &*node };
@@ -1093,8 +1100,13 @@ pub struct IterMarked<'g, T>(Iter<'g, T>);
 
 /// Next present (and, with `mark`, marked) entry with index `>= start` under `node`,
 /// which covers indexes from `base`. Reader side: runs pinned.
-fn next_entry(node: &Node, base: u64, start: u64, mark: Option<usize>) -> Option<(u64, *const ())> {
-    let shift = node.shift;
+fn next_entry(
+    node: &Node,
+    shift: u32,
+    base: u64,
+    start: u64,
+    mark: Option<usize>,
+) -> Option<(u64, *const ())> {
     let first = if start <= base {
         0
     } else {
@@ -1120,7 +1132,8 @@ fn next_entry(node: &Node, base: u64, start: u64, mark: Option<usize>) -> Option
         // SAFETY: the caller is pinned; nodes reachable (even via retired nodes) are
         // freed only after a grace period (loom_xarray `iter_vs_grow`).
         let child = unsafe { &*p.cast::<Node>() };
-        if let Some(r) = next_entry(child, child_base, start.max(child_base), mark) {
+        let child_shift = shift - CHUNK_SHIFT;
+        if let Some(r) = next_entry(child, child_shift, child_base, start.max(child_base), mark) {
             return Some(r);
         }
     }
@@ -1140,7 +1153,7 @@ impl<'g, T> Iterator for Iter<'g, T> {
             self.done = true;
             return None;
         }
-        match next_entry(root, 0, self.next, self.mark) {
+        match next_entry(root, root.shift, 0, self.next, self.mark) {
             Some((i, p)) => {
                 match i.checked_add(1) {
                     Some(n) => self.next = n,
