@@ -1,42 +1,385 @@
 //! An RCU radix tree with IDR-style id allocation, lock-free lookups and marks.
 //!
-//! TEMPORARY STAND-IN: a mutex-protected map with the final API, so dependent
-//! crates can build while the real radix tree is written.
-#![allow(missing_docs)]
-use std::collections::BTreeMap;
+//! [`XArray`] maps `u64` indexes to `Arc<T>` values. It is the registry that the
+//! shrinker walk consults on every reclaim pass (look a shrinker up by id, without a
+//! lock) and the registry of memory cgroups (ids handed out cyclically).
+//!
+//! # Concepts
+//!
+//! **Shape.** The tree is made of nodes of 64 slots. A node at *shift* `s` covers
+//! `64 << s` consecutive indexes; slot `k` of it covers the sub-range starting at
+//! `base + (k << s)`. Leaf nodes have shift 0 and their slots hold the values
+//! (`Arc::into_raw` pointers, one strong count owned by the tree); interior nodes'
+//! slots hold child nodes. The *height* is the number of levels: 0 for an empty tree,
+//! otherwise the smallest `h >= 1` with `max_index < 64^h` (11 levels cover the whole
+//! `u64` range; the top node then uses only slots 0..16). The tree grows by putting a
+//! new top node above the old one (old root in slot 0) and shrinks back when the top
+//! node only uses slot 0, so the height is always exactly what the largest index
+//! needs. A node whose slots all become empty is unlinked at once: **no empty node
+//! is ever reachable**.
+//!
+//! **Readers** ([`XArray::load`], [`XArray::get`], [`XArray::iter`],
+//! [`XArray::iter_marked`], [`XArray::get_mark`], [`XArray::height`]) never lock and
+//! never retry: a lookup is one `Acquire` load of the root plus one `Acquire` load per
+//! level. They run inside a crossbeam-epoch read section (a pinned [`Guard`]), which
+//! plays the role of `rcu_read_lock`.
+//!
+//! **Writers** ([`XArray::store`], [`XArray::erase`], [`XArray::alloc`], the mark
+//! setters, ...) are serialized by one internal mutex. A writer fully initializes a
+//! node before publishing it with a `Release` store (into a parent slot or the root);
+//! readers' `Acquire` loads of that pointer pair with it, so a reader that sees a
+//! pointer also sees everything the writer wrote before publishing it (the node's
+//! slots and marks, or the `T` behind an `Arc`).
+//!
+//! **Deferred freeing (RCU).** When a writer unlinks a node or replaces/erases a
+//! value, readers that found the old pointer may still be using it. The node is
+//! retired with `Guard::defer_destroy` and the tree's strong count of the old value is
+//! dropped with `Guard::defer_unchecked` (the `call_rcu` of crossbeam-epoch): both
+//! happen only after every thread pinned at unlink time has unpinned. Hence the
+//! contract of [`XArray::load`]: the `&'g T` stays valid for as long as the guard
+//! lives, even if the entry is erased meanwhile. A retired node is never modified
+//! again, and its slots keep pointing where they pointed at unlink time: a reader
+//! standing on a retired top node still reaches the live subtree below slot 0, so an
+//! entry that stays in the tree for the whole duration of a lookup or iteration is
+//! always found.
+//!
+//! **Free bits (allocation).** Every node keeps a writer-only bitmap with bit `k` set
+//! iff slot `k` is empty or its child subtree has an empty slot (the kernel's
+//! `XA_FREE_MARK` idea). [`XArray::alloc`] follows set bits down from the root and
+//! finds the lowest free index `>= range.start` in O(height): at each level at most
+//! one subtree (the one `range.start` falls into) can be searched in vain. Indexes
+//! above the tree's current capacity are free, and allocating there grows the tree.
+//!
+//! **Marks.** Three user marks ([`Mark`]) are kept as one 64-bit word per mark per
+//! node. In a leaf, bit `k` is the mark of the entry in slot `k`; in an interior node,
+//! bit `k` is set iff some entry below slot `k` carries the mark. The writer updates a
+//! leaf bit first and then its ancestors, so [`XArray::iter_marked`] descends only into
+//! marked subtrees: O(marked entries × height). Erasing an entry clears its marks;
+//! replacing an entry with [`XArray::store`] keeps them.
+//!
+//! **Out of memory.** A writer first works out how many nodes the operation needs,
+//! allocates all of them fallibly (`std::alloc::alloc` + null check) and only then
+//! touches the tree, so [`AllocError::OutOfMemory`] leaves the tree unchanged. With the
+//! `fault-injection` cargo feature, `XArray::fail_nth_node_alloc` makes a chosen
+//! node allocation of one `XArray` fail, for tests.
+//!
+//! # Invariants (checked by `tests/model.rs` and the unit tests)
+//!
+//! - no reachable node is empty; the root is null iff the tree is empty;
+//! - `height()` equals what the largest index requires (0 when empty);
+//! - free bit set ⇔ the slot is empty or its subtree has a free slot (top node at height
+//!   11: only slots 0..16 exist);
+//! - mark bit in an interior node ⇔ some entry below carries the mark;
+//! - every value is dropped exactly once: by the tree's deferred drop after
+//!   erase/replace, or when the `XArray` itself is dropped.
+//!
+//! # Dropping the `XArray`
+//!
+//! `load`'s reference is bound to the guard, not to the `&self` borrow, so a thread may
+//! legitimately hold a `&'g T` after the last handle to the `XArray` went away (e.g.
+//! through an `Arc<XArray<T>>` dropped on another thread). `Drop` therefore unlinks the
+//! whole tree and frees it (nodes and the tree's strong counts) in **one deferred
+//! function** after the current grace period, then flushes the local epoch bag so the
+//! destruction is not held back. With no thread pinned, a couple of `pin().flush()`
+//! calls run it.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use unishrink_xarray::{pin, Mark, XArray};
+//!
+//! let xa: XArray<&'static str> = XArray::new();
+//! let id = xa.alloc(Arc::new("first"), 1..=1000).unwrap();
+//! assert_eq!(id, 1);
+//! xa.store(70, Arc::new("seventy")).unwrap();
+//! assert_eq!(xa.height(), 2);
+//! assert!(xa.set_mark(70, Mark::Mark0));
+//!
+//! let guard = pin();
+//! let v = xa.load(70, &guard).unwrap();
+//! // Erasing does not free the value while `guard` is alive.
+//! let old = xa.erase(70).unwrap();
+//! assert_eq!(*v, "seventy");
+//! assert_eq!(*old, "seventy");
+//! assert_eq!(xa.height(), 1);
+//! let all: Vec<u64> = xa.iter(0, &guard).map(|(i, _)| i).collect();
+//! assert_eq!(all, vec![1]);
+//! ```
+//!
+//! # Loom
+//!
+//! `tests/loom_xarray.rs` checks the publication and reclamation protocol with loom,
+//! running the **real** crossbeam-epoch (its `loom` feature, enabled by this crate under
+//! `cfg(loom)`, swaps its atomics for loom's when built with `--cfg crossbeam_loom`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom --cfg crossbeam_loom" cargo test -p unishrink-xarray --release --test loom_xarray
+//! ```
+//!
+//! Only reader-visible state goes through the `sync` facade (slots, marks, root,
+//! writer mutex); writer-only bookkeeping stays on std atomics (see `sync.rs`).
+
+#![warn(missing_docs)]
+
+// Under loom the epoch scheme itself must be loom-aware, or every simulated thread
+// would share one crossbeam participant (std thread-locals) and the model would check
+// nothing about reclamation.
+#[cfg(all(loom, not(crossbeam_loom)))]
+compile_error!(
+    "unishrink-xarray under loom needs crossbeam-epoch's loom mode: \
+     RUSTFLAGS=\"--cfg loom --cfg crossbeam_loom\""
+);
+
+#[cfg(feature = "bench-support")]
+pub mod bench_support;
+mod sync;
+
+use std::alloc::Layout;
+use std::fmt;
+use std::iter::FusedIterator;
+use std::marker::PhantomData;
 use std::ops::RangeInclusive;
-use std::sync::{Arc, Mutex};
+use std::ptr;
+use std::sync::atomic::AtomicU32 as StdAtomicU32;
+#[cfg(any(test, feature = "fault-injection"))]
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::atomic::AtomicU64 as WriterU64;
+use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
 
+use crossbeam_epoch::Shared;
 pub use crossbeam_epoch::{pin, Guard};
+use crossbeam_utils::CachePadded;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::sync::{AtomicPtr, AtomicU64, Mutex, MutexGuard};
+
+/// log2 of the number of slots per node.
+const CHUNK_SHIFT: u32 = 6;
+/// Slots per node.
+const SLOTS: usize = 1 << CHUNK_SHIFT;
+/// Levels needed to cover the whole `u64` index space.
+const MAX_HEIGHT: usize = 11;
+/// Number of user marks.
+const MARKS: usize = 3;
+
+/// One of the three user marks an entry can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mark {
+    /// First user mark.
     Mark0,
+    /// Second user mark.
     Mark1,
+    /// Third user mark.
     Mark2,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AllocError {
-    Full,
-    EmptyRange,
-    OutOfMemory,
-}
-impl std::fmt::Display for AllocError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+impl Mark {
+    fn idx(self) -> usize {
+        match self {
+            Mark::Mark0 => 0,
+            Mark::Mark1 => 1,
+            Mark::Mark2 => 2,
+        }
     }
 }
-impl std::error::Error for AllocError {}
 
-struct Inner<T> {
-    map: BTreeMap<u64, (Arc<T>, u8)>,
-    next: u64,
+/// Why an allocating operation ([`XArray::alloc`], [`XArray::alloc_cyclic`],
+/// [`XArray::store`]) failed. The tree is unchanged in every case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AllocError {
+    /// Every index of the requested range is in use.
+    Full,
+    /// The requested range is empty (`start > end`).
+    EmptyRange,
+    /// A tree node could not be allocated.
+    OutOfMemory,
 }
 
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocError::Full => "no free index in the requested range",
+            AllocError::EmptyRange => "the requested index range is empty",
+            AllocError::OutOfMemory => "out of memory while allocating a tree node",
+        })
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+/// A tree node. Type-erased: leaf slots hold `*const T` (from `Arc::into_raw`),
+/// interior slots hold `*mut Node`. No `Drop` impl on purpose: destroying a retired
+/// node must never touch the (still live) children its slots point to.
+///
+/// Layout: the slots fill exactly 8 cache lines and the metadata a ninth, so a lookup
+/// touches one line per level (readers derive each level's shift from the root's
+/// instead of reading it from every node).
+#[repr(C, align(64))]
+struct Node {
+    /// Reader-visible slots; published with `Release`, read with `Acquire`.
+    slots: [AtomicPtr<()>; SLOTS],
+    /// Reader-visible mark words (leaf: per entry; interior: "some entry below").
+    marks: [AtomicU64; MARKS],
+    /// Writer-only: bit k set iff slot k is empty or its subtree has a free slot.
+    free: WriterU64,
+    /// Writer-only: number of non-empty slots.
+    count: StdAtomicU32,
+    /// 0 for leaves; a multiple of 6 up to 60. Written only before publication.
+    shift: u32,
+}
+
+/// Slots that exist in a node at `shift` (the height-11 top node has only 16).
+fn valid_mask(shift: u32) -> u64 {
+    if shift + CHUNK_SHIFT >= 64 {
+        // 64 - shift index bits remain, i.e. 2^(64 - shift) slots.
+        (1u64 << (1u32 << (64 - shift))) - 1
+    } else {
+        u64::MAX
+    }
+}
+
+/// Largest index a (top) node at `shift` covers.
+fn max_index(shift: u32) -> u64 {
+    if shift + CHUNK_SHIFT >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << (shift + CHUNK_SHIFT)) - 1
+    }
+}
+
+/// Height needed to hold `index` (at least 1).
+fn height_for(index: u64) -> usize {
+    let bits = 64 - index.leading_zeros() as usize;
+    bits.div_ceil(CHUNK_SHIFT as usize).max(1)
+}
+
+fn shift_for_height(h: usize) -> u32 {
+    (h as u32 - 1) * CHUNK_SHIFT
+}
+
+fn digit(index: u64, shift: u32) -> usize {
+    ((index >> shift) as usize) & (SLOTS - 1)
+}
+
+impl Node {
+    fn new(shift: u32) -> Self {
+        Node {
+            shift,
+            slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            marks: std::array::from_fn(|_| AtomicU64::new(0)),
+            free: WriterU64::new(valid_mask(shift)),
+            count: StdAtomicU32::new(0),
+        }
+    }
+
+    /// Writer-side update of one bit of a writer-only word.
+    fn set_free(&self, slot: usize, on: bool) {
+        let old = self.free.load(Relaxed);
+        let new = if on {
+            old | (1 << slot)
+        } else {
+            old & !(1 << slot)
+        };
+        self.free.store(new, Relaxed);
+    }
+
+    /// Writer-side update of one mark bit. Relaxed is enough: marks carry no data
+    /// (a reader reaches the entry through an `Acquire` slot load), and only the
+    /// writer, under the mutex, modifies them. Skips the store when nothing changes.
+    fn set_mark_bit(&self, mark: usize, slot: usize, on: bool) {
+        let old = self.marks[mark].load(Relaxed);
+        let new = if on {
+            old | (1 << slot)
+        } else {
+            old & !(1 << slot)
+        };
+        if new != old {
+            self.marks[mark].store(new, Relaxed);
+        }
+    }
+}
+
+/// The chain of nodes from the root down to a leaf, with the slot taken at each.
+struct Path {
+    nodes: [*mut Node; MAX_HEIGHT],
+    slots: [usize; MAX_HEIGHT],
+    len: usize,
+}
+
+impl Path {
+    fn new() -> Self {
+        Path {
+            nodes: [ptr::null_mut(); MAX_HEIGHT],
+            slots: [0; MAX_HEIGHT],
+            len: 0,
+        }
+    }
+    fn push(&mut self, node: *mut Node, slot: usize) {
+        self.nodes[self.len] = node;
+        self.slots[self.len] = slot;
+        self.len += 1;
+    }
+}
+
+/// Nodes allocated before a write touches the tree (so OOM leaves it unchanged).
+/// Unused nodes are freed on drop; they were never published.
+struct Prealloc {
+    nodes: [*mut Node; 2 * MAX_HEIGHT],
+    len: usize,
+}
+
+impl Prealloc {
+    fn take(&mut self, shift: u32) -> *mut Node {
+        debug_assert!(self.len > 0, "node preallocation undercounted");
+        self.len -= 1;
+        let p = self.nodes[self.len];
+        // SAFETY: `p` came from `alloc_node` and has not been published yet, so this
+        // thread has exclusive access (invariant: a node is reachable only after the
+        // Release store that publishes it; checked by tests/model.rs).
+        unsafe {
+            (*p).shift = shift;
+            (*p).free.store(valid_mask(shift), Relaxed);
+        }
+        p
+    }
+}
+
+impl Drop for Prealloc {
+    fn drop(&mut self) {
+        for &p in &self.nodes[..self.len] {
+            // SAFETY: unpublished node allocated with the global allocator and the
+            // layout of `Node` (see `alloc_node`), owned only by this `Prealloc`;
+            // exercised by `oom_leaves_tree_unchanged`.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+struct WriterState {
+    /// Where the next `alloc_cyclic` starts looking.
+    next_cyclic: u64,
+}
+
+/// An RCU radix tree mapping `u64` indexes to `Arc<T>`, with lock-free readers,
+/// mutex-serialized writers, lowest-free-index allocation and three marks.
+///
+/// See the [crate documentation](crate) for the protocol.
 pub struct XArray<T: Send + Sync + 'static> {
-    inner: Mutex<Inner<T>>,
+    /// Top node, or null when empty. Published with `Release`, read with `Acquire`.
+    /// On its own cache line: every lookup reads it, and it must not share a line
+    /// with the mutex and `len` that each writer operation dirties.
+    root: CachePadded<AtomicPtr<Node>>,
+    writer: CachePadded<Mutex<WriterState>>,
+    /// Number of entries; written under the writer mutex, read advisory (Relaxed).
+    len: StdAtomicUsize,
+    /// Countdown to an injected node-allocation failure (0 = off).
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_countdown: StdAtomicU64,
+    /// The tree owns one strong count of each stored `Arc<T>`.
+    _values: PhantomData<Arc<T>>,
 }
 
 impl<T: Send + Sync + 'static> Default for XArray<T> {
@@ -45,141 +388,800 @@ impl<T: Send + Sync + 'static> Default for XArray<T> {
     }
 }
 
-fn keep<'g, T: Send + Sync + 'static>(a: &Arc<T>, guard: &'g Guard) -> &'g T {
-    let c = a.clone();
-    let p = Arc::as_ptr(&c);
-    guard.defer(move || drop(c));
-    // SAFETY: stand-in; the clone lives until after the guard is released.
-    unsafe { &*p }
+impl<T: Send + Sync + 'static> fmt::Debug for XArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XArray")
+            .field("len", &self.len())
+            .field("height", &self.height())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Panics if `guard` belongs to a collector other than crossbeam-epoch's default one
+/// (the one writers retire into): such a guard would not hold back our frees.
+fn check_guard(guard: &Guard) {
+    if let Some(c) = guard.collector() {
+        assert!(
+            c == crossbeam_epoch::default_collector(),
+            "unishrink_xarray: the guard must come from crossbeam_epoch::pin() (the default collector)"
+        );
+    }
 }
 
 impl<T: Send + Sync + 'static> XArray<T> {
+    /// Creates an empty tree (height 0). Does not allocate.
     pub fn new() -> Self {
-        Self {
-            inner: Mutex::new(Inner {
-                map: BTreeMap::new(),
-                next: 0,
-            }),
+        XArray {
+            root: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            writer: CachePadded::new(Mutex::new(WriterState { next_cyclic: 0 })),
+            len: StdAtomicUsize::new(0),
+            #[cfg(any(test, feature = "fault-injection"))]
+            fail_countdown: StdAtomicU64::new(0),
+            _values: PhantomData,
         }
     }
-    pub fn load<'g>(&self, index: u64, guard: &'g Guard) -> Option<&'g T> {
-        let g = self.inner.lock().unwrap();
-        g.map.get(&index).map(|(a, _)| keep(a, guard))
+
+    /// Makes the `n`-th node allocation from now on fail with
+    /// [`AllocError::OutOfMemory`] (`n == 1`: the next one); `n == 0` disables the
+    /// injection. One-shot, and local to this `XArray`.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn fail_nth_node_alloc(&self, n: u64) {
+        self.fail_countdown.store(n, Relaxed);
     }
-    pub fn get(&self, index: u64) -> Option<Arc<T>> {
-        self.inner
-            .lock()
-            .unwrap()
-            .map
-            .get(&index)
-            .map(|(a, _)| a.clone())
+
+    fn lock(&self) -> MutexGuard<'_, WriterState> {
+        // Writers never panic while holding the lock (no user code runs under it:
+        // values are dropped by deferred functions or by the caller), so a poisoned
+        // lock still guards a consistent tree.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
-    pub fn store(&self, index: u64, value: Arc<T>) -> Result<Option<Arc<T>>, AllocError> {
-        Ok(self
-            .inner
-            .lock()
-            .unwrap()
-            .map
-            .insert(index, (value, 0))
-            .map(|x| x.0))
-    }
-    pub fn erase(&self, index: u64) -> Option<Arc<T>> {
-        self.inner.lock().unwrap().map.remove(&index).map(|x| x.0)
-    }
-    fn first_free(map: &BTreeMap<u64, (Arc<T>, u8)>, range: RangeInclusive<u64>) -> Option<u64> {
-        let mut want = *range.start();
-        for (&k, _) in map.range(range.clone()) {
-            if k != want {
-                return Some(want);
+
+    fn alloc_node(&self) -> Result<*mut Node, AllocError> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        {
+            let c = self.fail_countdown.load(Relaxed);
+            if c > 0 {
+                self.fail_countdown.store(c - 1, Relaxed);
+                if c == 1 {
+                    return Err(AllocError::OutOfMemory);
+                }
             }
-            if k == *range.end() {
+        }
+        let layout = Layout::new::<Node>();
+        // SAFETY: `Node` has a non-zero size.
+        let p = unsafe { std::alloc::alloc(layout) }.cast::<Node>();
+        if p.is_null() {
+            return Err(AllocError::OutOfMemory);
+        }
+        // SAFETY: `p` is non-null, freshly allocated with `Node`'s layout, so valid for
+        // a write; ownership passes to the caller (freed later via `Box::from_raw`,
+        // which uses the same global allocator and layout).
+        unsafe { p.write(Node::new(0)) };
+        Ok(p)
+    }
+
+    fn prealloc(&self, n: usize) -> Result<Prealloc, AllocError> {
+        let mut pre = Prealloc {
+            nodes: [ptr::null_mut(); 2 * MAX_HEIGHT],
+            len: 0,
+        };
+        for _ in 0..n {
+            let p = self.alloc_node()?; // on error `pre` frees what it holds
+            pre.nodes[pre.len] = p;
+            pre.len += 1;
+        }
+        Ok(pre)
+    }
+
+    // ---------------------------------------------------------------- readers
+
+    /// Finds the raw slot content for `index`; null if absent. Wait-free: one
+    /// `Acquire` load of the root and one per level.
+    ///
+    /// Caller must be pinned (or hold the writer lock).
+    fn lookup(&self, index: u64) -> *const () {
+        // Acquire pairs with the writer's Release publication of the root: the node's
+        // shift and slots are initialized before we read them.
+        let mut node = self.root.load(Acquire);
+        if node.is_null() {
+            return ptr::null();
+        }
+        // SAFETY: a node reachable from the root is freed only after a grace period
+        // and the caller is pinned (checked by loom_xarray's `load_vs_erase_shrink`
+        // and the ASan stress test).
+        let mut n = unsafe { &*node };
+        let mut shift = n.shift;
+        if index > max_index(shift) {
+            return ptr::null();
+        }
+        loop {
+            // Acquire pairs with the Release store that published the child node or
+            // value: its contents (node fields or the `T`) are visible to us.
+            let p = n.slots[digit(index, shift)].load(Acquire);
+            if p.is_null() || shift == 0 {
+                return p;
+            }
+            shift -= CHUNK_SHIFT; // a child is always one level down
+            node = p.cast();
+            // SAFETY: as above; interior slots only ever hold node pointers.
+            n = unsafe { &*node };
+        }
+    }
+
+    /// Wait-free lookup under an epoch guard. The reference stays valid until the
+    /// guard drops, even if the entry is erased or replaced meanwhile (the tree's
+    /// strong count is dropped only after a grace period).
+    ///
+    /// # Panics
+    /// If `guard` was pinned on a collector other than crossbeam-epoch's default one
+    /// (use [`pin`]).
+    pub fn load<'g>(&self, index: u64, guard: &'g Guard) -> Option<&'g T> {
+        check_guard(guard);
+        let p = self.lookup(index).cast::<T>();
+        // SAFETY: non-null leaf slots hold `Arc::into_raw` pointers whose tree-owned
+        // strong count is released only by a deferred function, which cannot run
+        // while `guard` is pinned (loom_xarray `load_vs_erase_shrink`, stress test).
+        unsafe { p.as_ref() }
+    }
+
+    /// Looks `index` up and returns a new strong reference to its value.
+    pub fn get(&self, index: u64) -> Option<Arc<T>> {
+        let guard = pin();
+        let p = self.lookup(index).cast::<T>();
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::into_raw` and its tree-owned count is alive
+        // while we are pinned (see `load`), so adding a count and adopting it is valid.
+        let arc = unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        };
+        drop(guard);
+        Some(arc)
+    }
+
+    /// Number of entries. Exact when no writer runs concurrently.
+    pub fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    /// `true` if the tree holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of levels: 0 when empty, else the smallest `h` with
+    /// `max_index < 64^h` (at most 11).
+    pub fn height(&self) -> usize {
+        let _guard = pin();
+        let r = self.root.load(Acquire);
+        if r.is_null() {
+            0
+        } else {
+            // SAFETY: pinned; see `lookup`.
+            (unsafe { (*r).shift } / CHUNK_SHIFT) as usize + 1
+        }
+    }
+
+    /// Iterates over the entries with index `>= start`, in ascending index order.
+    ///
+    /// RCU semantics: an entry present for the whole iteration is returned; entries
+    /// stored or erased meanwhile may or may not be. Each step costs O(height) plus
+    /// the empty slots skipped.
+    ///
+    /// # Panics
+    /// Like [`XArray::load`], on a guard from a foreign collector.
+    pub fn iter<'g>(&self, start: u64, guard: &'g Guard) -> Iter<'g, T> {
+        check_guard(guard);
+        Iter {
+            root: self.root.load(Acquire),
+            next: start,
+            done: false,
+            mark: None,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Iterates over the entries with index `>= start` that carry `mark`, ascending.
+    /// Unmarked subtrees are skipped via the propagated mark bits, so the cost is
+    /// O(marked entries × height).
+    ///
+    /// # Panics
+    /// Like [`XArray::load`], on a guard from a foreign collector.
+    pub fn iter_marked<'g>(&self, start: u64, mark: Mark, guard: &'g Guard) -> IterMarked<'g, T> {
+        check_guard(guard);
+        IterMarked(Iter {
+            root: self.root.load(Acquire),
+            next: start,
+            done: false,
+            mark: Some(mark.idx()),
+            _marker: PhantomData,
+        })
+    }
+
+    /// `true` if there is an entry at `index` and it carries `mark`. Lock-free.
+    pub fn get_mark(&self, index: u64, mark: Mark) -> bool {
+        let _guard = pin();
+        let r = self.root.load(Acquire);
+        if r.is_null() {
+            return false;
+        }
+        // SAFETY: pinned; see `lookup`.
+        let mut n = unsafe { &*r };
+        if index > max_index(n.shift) {
+            return false;
+        }
+        loop {
+            let s = digit(index, n.shift);
+            let p = n.slots[s].load(Acquire);
+            if p.is_null() {
+                return false;
+            }
+            if n.shift == 0 {
+                return n.marks[mark.idx()].load(Relaxed) & (1 << s) != 0;
+            }
+            // SAFETY: pinned; interior slots hold nodes.
+            n = unsafe { &*p.cast::<Node>() };
+        }
+    }
+
+    // ---------------------------------------------------------------- writers
+
+    /// Writer-side walk to the leaf holding `index`; `None` if no leaf covers it.
+    /// Caller holds the writer lock.
+    fn walk(&self, index: u64) -> Option<Path> {
+        let mut node = self.root.load(Relaxed);
+        if node.is_null() {
+            return None;
+        }
+        // SAFETY (this and the derefs below): under the writer lock no node reachable
+        // from the root can be retired by anyone else, so reachable nodes are live.
+        if index > max_index(unsafe { (*node).shift }) {
+            return None;
+        }
+        let mut path = Path::new();
+        loop {
+            let n = unsafe { &*node };
+            let s = digit(index, n.shift);
+            path.push(node, s);
+            if n.shift == 0 {
+                return Some(path);
+            }
+            let c = n.slots[s].load(Relaxed);
+            if c.is_null() {
                 return None;
             }
-            want = k + 1;
+            node = c.cast();
         }
-        Some(want)
     }
+
+    /// Recomputes the free and mark summary bits of `path.nodes[..=upto]` bottom-up
+    /// from the children. Caller holds the writer lock.
+    fn propagate(path: &Path, upto: usize) {
+        for l in (0..upto).rev() {
+            // SAFETY: nodes on the path are reachable and live (writer lock held).
+            let (parent, child) = unsafe { (&*path.nodes[l], &*path.nodes[l + 1]) };
+            let s = path.slots[l];
+            parent.set_free(s, child.free.load(Relaxed) != 0);
+            for m in 0..MARKS {
+                parent.set_mark_bit(m, s, child.marks[m].load(Relaxed) != 0);
+            }
+        }
+    }
+
+    /// How many new nodes storing at `index` needs. Caller holds the writer lock.
+    fn nodes_needed(&self, index: u64) -> usize {
+        let h = height_for(index);
+        let root = self.root.load(Relaxed);
+        if root.is_null() {
+            return h;
+        }
+        // SAFETY: writer lock held; reachable nodes are live.
+        let mut n = unsafe { &*root };
+        let cur = (n.shift / CHUNK_SHIFT) as usize + 1;
+        if h > cur {
+            // New top nodes, then a fresh path below the new top's non-zero slot.
+            return (h - cur) + (h - 1);
+        }
+        loop {
+            if n.shift == 0 {
+                return 0;
+            }
+            let c = n.slots[digit(index, n.shift)].load(Relaxed);
+            if c.is_null() {
+                return (n.shift / CHUNK_SHIFT) as usize;
+            }
+            // SAFETY: as above.
+            n = unsafe { &*c.cast::<Node>() };
+        }
+    }
+
+    /// Puts `value` at `index` (growing the tree / creating nodes as needed) and
+    /// returns the previous raw entry (null if none). Caller holds the writer lock.
+    /// On error nothing has changed and `value` is not consumed.
+    fn insert_locked(
+        &self,
+        index: u64,
+        value: &mut Option<Arc<T>>,
+    ) -> Result<*const T, AllocError> {
+        let mut pre = self.prealloc(self.nodes_needed(index))?;
+        let want_h = height_for(index);
+
+        // Grow (or create) the top.
+        let mut root = self.root.load(Relaxed);
+        if root.is_null() {
+            root = pre.take(shift_for_height(want_h));
+            // Release: the new node's initialization happens-before readers' Acquire.
+            self.root.store(root, Release);
+        } else {
+            // SAFETY: writer lock held; the root is live.
+            while (unsafe { (*root).shift } / CHUNK_SHIFT) as usize + 1 < want_h {
+                let old = unsafe { &*root };
+                let top = pre.take(old.shift + CHUNK_SHIFT);
+                // SAFETY: `top` is unpublished, exclusively ours.
+                let t = unsafe { &*top };
+                t.slots[0].store(root.cast(), Relaxed);
+                t.count.store(1, Relaxed);
+                t.set_free(0, old.free.load(Relaxed) != 0);
+                for m in 0..MARKS {
+                    t.set_mark_bit(m, 0, old.marks[m].load(Relaxed) != 0);
+                }
+                // Release: publishes `top` fully initialized (slot 0, marks); readers
+                // that still hold the old root keep a valid, unchanged subtree.
+                self.root.store(top, Release);
+                root = top;
+            }
+        }
+
+        // Descend, creating missing nodes.
+        let mut path = Path::new();
+        let mut node = root;
+        loop {
+            // SAFETY: writer lock held; `node` is reachable (or just published).
+            let n = unsafe { &*node };
+            let s = digit(index, n.shift);
+            path.push(node, s);
+            if n.shift == 0 {
+                break;
+            }
+            let mut c = n.slots[s].load(Relaxed).cast::<Node>();
+            if c.is_null() {
+                c = pre.take(n.shift - CHUNK_SHIFT);
+                // Release: the child's initialization is visible to Acquire readers.
+                n.slots[s].store(c.cast(), Release);
+                n.count.fetch_add(1, Relaxed);
+            }
+            node = c;
+        }
+        debug_assert_eq!(pre.len, 0, "node preallocation overcounted");
+
+        // SAFETY: the leaf is the last node on the path, live under the lock.
+        let leaf = unsafe { &*node };
+        let s = path.slots[path.len - 1];
+        let old = leaf.slots[s].load(Relaxed);
+        let raw = Arc::into_raw(value.take().expect("value present")).cast_mut();
+        // Release: the `T` (and the Arc header) written before this store is visible
+        // to readers whose Acquire load returns `raw`.
+        leaf.slots[s].store(raw.cast(), Release);
+        if old.is_null() {
+            leaf.count.fetch_add(1, Relaxed);
+            leaf.set_free(s, false);
+            self.len.fetch_add(1, Relaxed);
+        }
+        Self::propagate(&path, path.len - 1);
+        Ok(old.cast())
+    }
+
+    /// Hands back a clone of the tree's strong count of `p` and defers dropping the
+    /// tree's own count until after a grace period (`call_rcu`).
+    ///
+    /// # Safety
+    /// `p` was just unlinked from the tree (under the writer lock) and came from
+    /// `Arc::into_raw`.
+    unsafe fn retire_value(p: *const T, guard: &Guard) -> Arc<T> {
+        // SAFETY: the tree's count keeps the value alive until the deferred drop.
+        let ret = unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        };
+        let tree_ref = p as usize;
+        // SAFETY: readers pinned before the unlink may still use `&T`; the tree's
+        // count is released only after they unpin (loom_xarray
+        // `load_vs_erase_shrink`, tests/stress.rs under ASan).
+        unsafe {
+            guard.defer_unchecked(move || drop(Arc::from_raw(tree_ref as *const T)));
+        }
+        ret
+    }
+
+    /// Retires an unlinked node (freed after a grace period).
+    ///
+    /// # Safety
+    /// `n` was unlinked from the tree under the writer lock and is never touched by
+    /// the writer again.
+    unsafe fn retire_node(n: *mut Node, guard: &Guard) {
+        // SAFETY: readers that found `n` before the unlink are pinned, so the epoch
+        // scheme frees it only after they unpin (loom_xarray, ASan stress test).
+        unsafe { guard.defer_destroy(Shared::from(n as *const Node)) };
+    }
+
+    /// Stores `value` at `index`, returning the entry it replaces (whose marks are
+    /// kept). Grows the tree as needed.
+    ///
+    /// # Errors
+    /// [`AllocError::OutOfMemory`] if a node could not be allocated; the tree is then
+    /// unchanged.
+    pub fn store(&self, index: u64, value: Arc<T>) -> Result<Option<Arc<T>>, AllocError> {
+        // Pin before locking: pinning may run deferred drops of user values, which
+        // must never run under our lock (a `T::drop` could re-enter this tree).
+        let guard = pin();
+        let mut value = Some(value);
+        let st = self.lock();
+        let old = self.insert_locked(index, &mut value)?;
+        let ret = if old.is_null() {
+            None
+        } else {
+            // SAFETY: `old` was just replaced under the lock; from `Arc::into_raw`.
+            Some(unsafe { Self::retire_value(old, &guard) })
+        };
+        drop(st);
+        Ok(ret)
+    }
+
+    /// Removes the entry at `index` and returns it; its marks are cleared. Empty
+    /// nodes are unlinked and the tree shrinks to the height its largest index needs.
+    pub fn erase(&self, index: u64) -> Option<Arc<T>> {
+        let guard = pin();
+        let _st = self.lock();
+        let path = self.walk(index)?;
+        let last = path.len - 1;
+        // SAFETY: writer lock held; path nodes are live.
+        let leaf = unsafe { &*path.nodes[last] };
+        let s = path.slots[last];
+        let old = leaf.slots[s].load(Relaxed);
+        if old.is_null() {
+            return None;
+        }
+        // Release is not needed for a null store (readers never dereference null),
+        // but keeps every slot store uniform; it is free on x86 and cheap elsewhere.
+        leaf.slots[s].store(ptr::null_mut(), Release);
+        leaf.count.fetch_sub(1, Relaxed);
+        leaf.set_free(s, true);
+        for m in 0..MARKS {
+            leaf.set_mark_bit(m, s, false);
+        }
+        self.len.fetch_sub(1, Relaxed);
+
+        // Unlink nodes that became empty, bottom-up.
+        let mut l = last;
+        // SAFETY: path nodes are live under the lock.
+        while l > 0 && unsafe { (*path.nodes[l]).count.load(Relaxed) } == 0 {
+            let parent = unsafe { &*path.nodes[l - 1] };
+            let ps = path.slots[l - 1];
+            parent.slots[ps].store(ptr::null_mut(), Release);
+            parent.count.fetch_sub(1, Relaxed);
+            parent.set_free(ps, true);
+            for m in 0..MARKS {
+                parent.set_mark_bit(m, ps, false);
+            }
+            // SAFETY: just unlinked under the lock; never touched again.
+            unsafe { Self::retire_node(path.nodes[l], &guard) };
+            l -= 1;
+        }
+        Self::propagate(&path, l);
+
+        // SAFETY: path.nodes[0] is the live root.
+        if unsafe { (*path.nodes[0]).count.load(Relaxed) } == 0 {
+            self.root.store(ptr::null_mut(), Release);
+            // SAFETY: unlinked just above.
+            unsafe { Self::retire_node(path.nodes[0], &guard) };
+        } else {
+            self.shrink(&guard);
+        }
+        // SAFETY: `old` was unlinked above under the lock; from `Arc::into_raw`.
+        Some(unsafe { Self::retire_value(old.cast(), &guard) })
+    }
+
+    /// Collapses top nodes that only use slot 0. Caller holds the writer lock.
+    fn shrink(&self, guard: &Guard) {
+        loop {
+            let r = self.root.load(Relaxed);
+            // SAFETY: writer lock held; the root is live and non-null here.
+            let n = unsafe { &*r };
+            if n.shift == 0 || n.count.load(Relaxed) != 1 {
+                return;
+            }
+            let child = n.slots[0].load(Relaxed);
+            if child.is_null() {
+                return;
+            }
+            // Release: a reader that Acquires the new root also sees the child's
+            // contents (published earlier by this writer, hence ordered before). The
+            // old top keeps pointing at `child`, so readers standing on it stay right.
+            self.root.store(child.cast(), Release);
+            // SAFETY: the old top is now unreachable and never modified again.
+            unsafe { Self::retire_node(r, guard) };
+        }
+    }
+
+    /// Lowest free index in `start..=end`, counting indexes beyond the tree's
+    /// capacity as free. Caller holds the writer lock and checked `start <= end`.
+    fn find_free(&self, start: u64, end: u64) -> Option<u64> {
+        let root = self.root.load(Relaxed);
+        if root.is_null() {
+            return Some(start);
+        }
+        // SAFETY: writer lock held; the root is live.
+        let n = unsafe { &*root };
+        let max = max_index(n.shift);
+        if start <= max {
+            if let Some(i) = Self::find_free_in(n, 0, start) {
+                return (i <= end).then_some(i);
+            }
+            if max == u64::MAX {
+                return None;
+            }
+        }
+        let i = start.max(max + 1);
+        (i <= end).then_some(i)
+    }
+
+    /// Lowest free index `>= start` below `node` (which covers indexes from `base`).
+    /// Follows free bits: only the subtree containing `start` can fail, so each
+    /// level costs at most two descents.
+    fn find_free_in(node: &Node, base: u64, start: u64) -> Option<u64> {
+        let shift = node.shift;
+        let first = if start <= base {
+            0
+        } else {
+            ((start - base) >> shift) as u32
+        };
+        let mut bits = node.free.load(Relaxed) & (u64::MAX << first);
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let child_base = base + ((s as u64) << shift);
+            let from = start.max(child_base);
+            let c = node.slots[s].load(Relaxed);
+            if c.is_null() {
+                return Some(from);
+            }
+            if shift == 0 {
+                continue; // cannot happen: a full leaf slot has its free bit clear
+            }
+            // SAFETY: writer lock held; reachable children are live.
+            if let Some(i) = Self::find_free_in(unsafe { &*c.cast::<Node>() }, child_base, from) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Stores `value` at the lowest free index in `range` and returns that index.
+    ///
+    /// # Errors
+    /// [`AllocError::EmptyRange`] if `start > end`, [`AllocError::Full`] if every
+    /// index of the range is used, [`AllocError::OutOfMemory`] if a node could not be
+    /// allocated. The tree is unchanged on error.
     pub fn alloc(&self, value: Arc<T>, range: RangeInclusive<u64>) -> Result<u64, AllocError> {
-        if range.start() > range.end() {
+        let (start, end) = range.into_inner();
+        if start > end {
             return Err(AllocError::EmptyRange);
         }
-        let mut g = self.inner.lock().unwrap();
-        let id = Self::first_free(&g.map, range).ok_or(AllocError::Full)?;
-        g.map.insert(id, (value, 0));
+        let _guard = pin();
+        let mut value = Some(value);
+        let st = self.lock();
+        let id = self.find_free(start, end).ok_or(AllocError::Full)?;
+        let old = self.insert_locked(id, &mut value)?;
+        debug_assert!(old.is_null());
+        drop(st);
         Ok(id)
     }
+
+    /// Like [`XArray::alloc`], but searches from just after the index the previous
+    /// `alloc_cyclic` returned, wrapping around to `range.start` (ids are not reused
+    /// soon; this is how memory cgroup ids are handed out).
+    ///
+    /// # Errors
+    /// As [`XArray::alloc`].
     pub fn alloc_cyclic(
         &self,
         value: Arc<T>,
         range: RangeInclusive<u64>,
     ) -> Result<u64, AllocError> {
-        if range.start() > range.end() {
+        let (start, end) = range.into_inner();
+        if start > end {
             return Err(AllocError::EmptyRange);
         }
-        let mut g = self.inner.lock().unwrap();
-        let from = g.next.clamp(*range.start(), *range.end());
-        let id = Self::first_free(&g.map, from..=*range.end())
-            .or_else(|| Self::first_free(&g.map, range.clone()))
-            .ok_or(AllocError::Full)?;
-        g.map.insert(id, (value, 0));
-        g.next = id.wrapping_add(1);
+        let _guard = pin();
+        let mut value = Some(value);
+        let mut st = self.lock();
+        let next = st.next_cyclic;
+        let from = if next < start || next > end {
+            start
+        } else {
+            next
+        };
+        let id = match self.find_free(from, end) {
+            Some(i) => i,
+            None if from > start => self.find_free(start, from - 1).ok_or(AllocError::Full)?,
+            None => return Err(AllocError::Full),
+        };
+        self.insert_locked(id, &mut value)?;
+        st.next_cyclic = id.wrapping_add(1);
+        drop(st);
         Ok(id)
     }
-    pub fn len(&self) -> usize {
-        self.inner.lock().unwrap().map.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    pub fn iter<'g>(&self, start: u64, guard: &'g Guard) -> std::vec::IntoIter<(u64, &'g T)> {
-        let g = self.inner.lock().unwrap();
-        g.map
-            .range(start..)
-            .map(|(k, (a, _))| (*k, keep(a, guard)))
-            .collect::<Vec<_>>()
-            .into_iter()
-    }
+
+    /// Sets `mark` on the entry at `index`; `false` if there is no entry there.
     pub fn set_mark(&self, index: u64, mark: Mark) -> bool {
-        let mut g = self.inner.lock().unwrap();
-        match g.map.get_mut(&index) {
-            Some(e) => {
-                e.1 |= 1 << mark as u8;
-                true
-            }
-            None => false,
-        }
+        self.change_mark(index, mark, true)
     }
+
+    /// Clears `mark` on the entry at `index`; `false` if there is no entry there.
     pub fn clear_mark(&self, index: u64, mark: Mark) -> bool {
-        let mut g = self.inner.lock().unwrap();
-        match g.map.get_mut(&index) {
-            Some(e) => {
-                e.1 &= !(1 << mark as u8);
-                true
-            }
-            None => false,
+        self.change_mark(index, mark, false)
+    }
+
+    fn change_mark(&self, index: u64, mark: Mark, on: bool) -> bool {
+        let _st = self.lock();
+        let Some(path) = self.walk(index) else {
+            return false;
+        };
+        let last = path.len - 1;
+        // SAFETY: writer lock held; path nodes are live.
+        let leaf = unsafe { &*path.nodes[last] };
+        let s = path.slots[last];
+        if leaf.slots[s].load(Relaxed).is_null() {
+            return false;
         }
-    }
-    pub fn get_mark(&self, index: u64, mark: Mark) -> bool {
-        let g = self.inner.lock().unwrap();
-        g.map
-            .get(&index)
-            .is_some_and(|e| e.1 & (1 << mark as u8) != 0)
-    }
-    pub fn iter_marked<'g>(
-        &self,
-        start: u64,
-        mark: Mark,
-        guard: &'g Guard,
-    ) -> std::vec::IntoIter<(u64, &'g T)> {
-        let g = self.inner.lock().unwrap();
-        g.map
-            .range(start..)
-            .filter(|(_, e)| e.1 & (1 << mark as u8) != 0)
-            .map(|(k, (a, _))| (*k, keep(a, guard)))
-            .collect::<Vec<_>>()
-            .into_iter()
-    }
-    pub fn height(&self) -> usize {
-        0
+        // Leaf first, then ancestors: a reader never finds a parent bit whose subtree
+        // was never marked.
+        leaf.set_mark_bit(mark.idx(), s, on);
+        Self::propagate(&path, last);
+        true
     }
 }
+
+impl<T: Send + Sync + 'static> Drop for XArray<T> {
+    fn drop(&mut self) {
+        let root = self.root.load(Relaxed);
+        if root.is_null() {
+            return;
+        }
+        self.root.store(ptr::null_mut(), Relaxed);
+        let guard = pin();
+        let root = root as usize;
+        // SAFETY: the tree is unreachable from `self` now; references handed out by
+        // `load`/`iter` are bound to guards, not to `&self`, and may outlive it, so the
+        // whole tree is freed after a grace period (tests: `drop_frees_every_value`,
+        // tests/stress.rs drop counting).
+        unsafe {
+            guard.defer_unchecked(move || free_subtree::<T>(root as *mut Node));
+        }
+        guard.flush();
+    }
+}
+
+/// Frees a node, its descendants and the tree's strong counts of the values below.
+///
+/// # Safety
+/// `p` is an unreachable subtree no reader can still be using.
+unsafe fn free_subtree<T>(p: *mut Node) {
+    // SAFETY: by the contract, we own the subtree exclusively.
+    let n = unsafe { Box::from_raw(p) };
+    for slot in &n.slots {
+        let c = slot.load(Relaxed);
+        if c.is_null() {
+            continue;
+        }
+        if n.shift == 0 {
+            // SAFETY: leaf slots hold the tree's `Arc::into_raw` count.
+            drop(unsafe { Arc::from_raw(c.cast_const().cast::<T>()) });
+        } else {
+            // SAFETY: interior slots hold owned child nodes.
+            unsafe { free_subtree::<T>(c.cast()) };
+        }
+    }
+}
+
+/// Ascending iterator over `(index, &value)` pairs; see [`XArray::iter`].
+pub struct Iter<'g, T> {
+    root: *const Node,
+    next: u64,
+    done: bool,
+    mark: Option<usize>,
+    _marker: PhantomData<(&'g Guard, &'g T)>,
+}
+
+/// Ascending iterator over the marked entries; see [`XArray::iter_marked`].
+pub struct IterMarked<'g, T>(Iter<'g, T>);
+
+/// Next present (and, with `mark`, marked) entry with index `>= start` under `node`,
+/// which covers indexes from `base`. Reader side: runs pinned.
+fn next_entry(
+    node: &Node,
+    shift: u32,
+    base: u64,
+    start: u64,
+    mark: Option<usize>,
+) -> Option<(u64, *const ())> {
+    let first = if start <= base {
+        0
+    } else {
+        ((start - base) >> shift) as u32
+    };
+    let avail = match mark {
+        Some(m) => node.marks[m].load(Relaxed),
+        None => valid_mask(shift),
+    };
+    let mut bits = avail & (u64::MAX << first);
+    while bits != 0 {
+        let s = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        // Acquire: pairs with the Release publication of the child / value.
+        let p = node.slots[s].load(Acquire);
+        if p.is_null() {
+            continue;
+        }
+        let child_base = base + ((s as u64) << shift);
+        if shift == 0 {
+            return Some((child_base, p));
+        }
+        // SAFETY: the caller is pinned; nodes reachable (even via retired nodes) are
+        // freed only after a grace period (loom_xarray `iter_vs_grow`).
+        let child = unsafe { &*p.cast::<Node>() };
+        let child_shift = shift - CHUNK_SHIFT;
+        if let Some(r) = next_entry(child, child_shift, child_base, start.max(child_base), mark) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+impl<'g, T> Iterator for Iter<'g, T> {
+    type Item = (u64, &'g T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.root.is_null() {
+            return None;
+        }
+        // SAFETY: the root snapshot is kept alive by the guard ('g) we were built with.
+        let root = unsafe { &*self.root };
+        if self.next > max_index(root.shift) {
+            self.done = true;
+            return None;
+        }
+        match next_entry(root, root.shift, 0, self.next, self.mark) {
+            Some((i, p)) => {
+                match i.checked_add(1) {
+                    Some(n) => self.next = n,
+                    None => self.done = true,
+                }
+                // SAFETY: leaf slots hold `Arc::into_raw` pointers whose tree count
+                // is dropped only after the guard ('g) unpins.
+                Some((i, unsafe { &*p.cast::<T>() }))
+            }
+            None => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
+impl<T> FusedIterator for Iter<'_, T> {}
+
+impl<'g, T> Iterator for IterMarked<'g, T> {
+    type Item = (u64, &'g T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+}
+
+impl<T> FusedIterator for IterMarked<'_, T> {}
+
+#[cfg(test)]
+mod tests;

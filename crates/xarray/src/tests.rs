@@ -1,0 +1,321 @@
+//! Unit tests: allocation corner cases, fault injection, structural invariants.
+#![allow(clippy::reversed_empty_ranges)] // empty ranges are the point of some tests
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `pin().flush()` until `done()` holds, a bounded number of times (no sleeps):
+/// with no other thread pinned the epoch advances on every flush.
+fn flush_until(done: impl Fn() -> bool) -> bool {
+    for _ in 0..10_000 {
+        if done() {
+            return true;
+        }
+        pin().flush();
+        std::thread::yield_now();
+    }
+    done()
+}
+
+/// Walks the whole tree (writer lock held) and checks the structural invariants.
+/// Returns the number of entries found.
+fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
+    let _st = xa.lock();
+    let root = xa.root.load(Relaxed);
+    if root.is_null() {
+        return 0;
+    }
+    fn rec(n: &Node, is_root: bool) -> (usize, u64, [bool; MARKS]) {
+        let mut entries = 0;
+        let mut count = 0;
+        let mut marks_any = [false; MARKS];
+        for s in 0..SLOTS {
+            let p = n.slots[s].load(Relaxed);
+            let bit = 1u64 << s;
+            if p.is_null() {
+                if valid_mask(n.shift) & bit != 0 {
+                    assert!(
+                        n.free.load(Relaxed) & bit != 0,
+                        "empty slot without free bit"
+                    );
+                }
+                for m in 0..MARKS {
+                    assert_eq!(n.marks[m].load(Relaxed) & bit, 0, "mark on empty slot");
+                }
+                continue;
+            }
+            count += 1;
+            if n.shift == 0 {
+                entries += 1;
+                assert_eq!(
+                    n.free.load(Relaxed) & bit,
+                    0,
+                    "full leaf slot with free bit"
+                );
+                for (m, any) in marks_any.iter_mut().enumerate() {
+                    *any |= n.marks[m].load(Relaxed) & bit != 0;
+                }
+            } else {
+                let c = unsafe { &*p.cast::<Node>() };
+                assert_eq!(c.shift + CHUNK_SHIFT, n.shift);
+                let (e, cfree, cm) = rec(c, false);
+                entries += e;
+                assert_eq!(n.free.load(Relaxed) & bit != 0, cfree != 0, "free summary");
+                for m in 0..MARKS {
+                    assert_eq!(n.marks[m].load(Relaxed) & bit != 0, cm[m], "mark summary");
+                    marks_any[m] |= cm[m];
+                }
+            }
+        }
+        assert_eq!(count, n.count.load(Relaxed), "count");
+        assert!(count > 0 || is_root, "empty non-root node reachable");
+        assert!(count > 0, "empty root reachable");
+        (entries, n.free.load(Relaxed), marks_any)
+    }
+    let (e, _, _) = rec(unsafe { &*root }, true);
+    e
+}
+
+#[test]
+fn height_for_boundaries() {
+    assert_eq!(height_for(0), 1);
+    assert_eq!(height_for(63), 1);
+    assert_eq!(height_for(64), 2);
+    assert_eq!(height_for(4095), 2);
+    assert_eq!(height_for(4096), 3);
+    assert_eq!(height_for(1 << 60), 11);
+    assert_eq!(height_for((1 << 60) - 1), 10);
+    assert_eq!(height_for(u64::MAX), 11);
+    assert_eq!(valid_mask(60), 0xFFFF);
+    assert_eq!(max_index(54), (1 << 60) - 1);
+    assert_eq!(max_index(60), u64::MAX);
+}
+
+#[test]
+fn store_load_erase_grow_shrink() {
+    let xa = XArray::new();
+    assert_eq!(xa.height(), 0);
+    assert_eq!(xa.store(5, Arc::new(5u64)).unwrap(), None);
+    assert_eq!(xa.height(), 1);
+    xa.store(u64::MAX, Arc::new(u64::MAX)).unwrap();
+    assert_eq!(xa.height(), 11);
+    assert_eq!(check_invariants(&xa), 2);
+    let g = pin();
+    assert_eq!(xa.load(u64::MAX, &g), Some(&u64::MAX));
+    assert_eq!(xa.load(5, &g), Some(&5));
+    assert_eq!(xa.load(6, &g), None);
+    assert_eq!(*xa.store(5, Arc::new(50)).unwrap().unwrap(), 5);
+    assert_eq!(xa.get(5).as_deref(), Some(&50));
+    assert_eq!(*xa.erase(u64::MAX).unwrap(), u64::MAX);
+    assert_eq!(xa.height(), 1);
+    assert_eq!(check_invariants(&xa), 1);
+    assert_eq!(xa.erase(u64::MAX), None);
+    assert_eq!(*xa.erase(5).unwrap(), 50);
+    assert_eq!(xa.height(), 0);
+    assert!(xa.is_empty());
+}
+
+#[test]
+fn alloc_lowest_free_and_full() {
+    let xa = XArray::new();
+    for want in 0..200u64 {
+        assert_eq!(xa.alloc(Arc::new(want), 0..=199), Ok(want));
+    }
+    assert_eq!(xa.alloc(Arc::new(0), 0..=199), Err(AllocError::Full));
+    assert_eq!(xa.alloc(Arc::new(0), 10..=20), Err(AllocError::Full));
+    assert_eq!(xa.alloc(Arc::new(0), 5..=4), Err(AllocError::EmptyRange));
+    xa.erase(77);
+    xa.erase(3);
+    assert_eq!(xa.alloc(Arc::new(0), 10..=199), Ok(77));
+    assert_eq!(xa.alloc(Arc::new(0), 0..=199), Ok(3));
+    assert_eq!(xa.alloc(Arc::new(0), 0..=u64::MAX), Ok(200));
+    assert_eq!(check_invariants(&xa), 201);
+}
+
+#[test]
+fn alloc_beyond_height_grows() {
+    let xa = XArray::new();
+    xa.store(0, Arc::new(0u64)).unwrap();
+    assert_eq!(xa.alloc(Arc::new(1), (1 << 40)..=u64::MAX), Ok(1 << 40));
+    assert_eq!(xa.height(), 7);
+    assert_eq!(
+        xa.alloc(Arc::new(1), (1 << 40)..=u64::MAX),
+        Ok((1 << 40) + 1)
+    );
+    assert_eq!(check_invariants(&xa), 3);
+}
+
+#[test]
+fn full_u64_range_is_full() {
+    // Fill the top of the index space and ask for it again.
+    let xa = XArray::new();
+    let lo = u64::MAX - 130;
+    for i in lo..=u64::MAX {
+        assert_eq!(xa.alloc(Arc::new(i), lo..=u64::MAX), Ok(i));
+    }
+    assert_eq!(xa.alloc(Arc::new(0), lo..=u64::MAX), Err(AllocError::Full));
+    assert_eq!(
+        xa.alloc(Arc::new(0), u64::MAX..=u64::MAX),
+        Err(AllocError::Full)
+    );
+    assert_eq!(xa.alloc(Arc::new(0), 0..=u64::MAX), Ok(0));
+    assert_eq!(check_invariants(&xa), 132);
+}
+
+#[test]
+fn alloc_cyclic_wraps_around() {
+    let xa = XArray::new();
+    assert_eq!(xa.alloc_cyclic(Arc::new(0u64), 1..=4), Ok(1));
+    assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Ok(2));
+    xa.erase(1);
+    // Does not reuse 1 while higher ids are free.
+    assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Ok(3));
+    assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Ok(4));
+    // Wraps to the start.
+    assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Ok(1));
+    assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Err(AllocError::Full));
+    xa.erase(3);
+    assert_eq!(xa.alloc_cyclic(Arc::new(0), 1..=4), Ok(3));
+    // Wrap past u64::MAX.
+    let xb = XArray::new();
+    assert_eq!(
+        xb.alloc_cyclic(Arc::new(0u64), u64::MAX..=u64::MAX),
+        Ok(u64::MAX)
+    );
+    assert_eq!(xb.alloc_cyclic(Arc::new(0), 0..=u64::MAX), Ok(0));
+    assert_eq!(xb.alloc_cyclic(Arc::new(0), 0..=u64::MAX), Ok(1));
+    assert_eq!(
+        xb.alloc_cyclic(Arc::new(0), 5..=4),
+        Err(AllocError::EmptyRange)
+    );
+}
+
+#[test]
+fn oom_leaves_tree_unchanged() {
+    let xa = XArray::new();
+    for i in 0..10u64 {
+        xa.store(i, Arc::new(i)).unwrap();
+    }
+    xa.set_mark(3, Mark::Mark1);
+    // A store at 2^40 needs 6 new top nodes + 6 path nodes; fail each in turn.
+    for n in 1..=12 {
+        xa.fail_nth_node_alloc(n);
+        let v = Arc::new(99u64);
+        assert_eq!(xa.store(1 << 40, v.clone()), Err(AllocError::OutOfMemory));
+        assert_eq!(Arc::strong_count(&v), 1, "value not consumed on error");
+        assert_eq!(xa.height(), 1);
+        assert_eq!(xa.len(), 10);
+        assert_eq!(check_invariants(&xa), 10);
+        let g = pin();
+        let got: Vec<u64> = xa.iter(0, &g).map(|(i, v)| *v + i).collect();
+        assert_eq!(got, (0..10).map(|i| 2 * i).collect::<Vec<_>>());
+        assert!(xa.get_mark(3, Mark::Mark1));
+    }
+    xa.fail_nth_node_alloc(1);
+    assert_eq!(
+        xa.alloc(Arc::new(0), 64..=100),
+        Err(AllocError::OutOfMemory)
+    );
+    assert_eq!(
+        xa.alloc_cyclic(Arc::new(0), 64..=100),
+        Ok(64),
+        "injection is one-shot"
+    );
+    xa.fail_nth_node_alloc(13); // more than needed: store succeeds
+    assert_eq!(xa.store(1 << 40, Arc::new(1)), Ok(None));
+    xa.fail_nth_node_alloc(0);
+    assert_eq!(xa.height(), 7);
+    assert_eq!(check_invariants(&xa), 12);
+}
+
+#[test]
+fn marks_propagate_and_clear_on_erase() {
+    let xa = XArray::new();
+    for i in [0u64, 70, 5000, 1 << 33] {
+        xa.store(i, Arc::new(i)).unwrap();
+    }
+    assert!(!xa.set_mark(1, Mark::Mark0));
+    assert!(xa.set_mark(70, Mark::Mark0));
+    assert!(xa.set_mark(1 << 33, Mark::Mark0));
+    assert!(xa.set_mark(5000, Mark::Mark2));
+    check_invariants(&xa);
+    let g = pin();
+    let m0: Vec<u64> = xa.iter_marked(0, Mark::Mark0, &g).map(|(i, _)| i).collect();
+    assert_eq!(m0, vec![70, 1 << 33]);
+    let m0: Vec<u64> = xa
+        .iter_marked(71, Mark::Mark0, &g)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(m0, vec![1 << 33]);
+    assert_eq!(xa.iter_marked(0, Mark::Mark1, &g).count(), 0);
+    // Replace keeps the mark, erase clears it.
+    xa.store(70, Arc::new(7)).unwrap();
+    assert!(xa.get_mark(70, Mark::Mark0));
+    xa.erase(70);
+    assert!(!xa.get_mark(70, Mark::Mark0));
+    xa.store(70, Arc::new(7)).unwrap();
+    assert!(!xa.get_mark(70, Mark::Mark0));
+    assert!(xa.clear_mark(1 << 33, Mark::Mark0));
+    assert_eq!(xa.iter_marked(0, Mark::Mark0, &g).count(), 0);
+    check_invariants(&xa);
+}
+
+struct Counted(Arc<AtomicUsize>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn drop_frees_every_value() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let xa = XArray::new();
+    for i in 0..1000u64 {
+        xa.store(i * 7919, Arc::new(Counted(drops.clone())))
+            .unwrap();
+    }
+    for i in 0..100u64 {
+        drop(xa.erase(i * 7919));
+    }
+    drop(xa);
+    assert!(flush_until(|| drops.load(Ordering::SeqCst) == 1000));
+    assert_eq!(drops.load(Ordering::SeqCst), 1000);
+}
+
+#[test]
+fn load_survives_erase_until_guard_drops() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let xa = XArray::new();
+    xa.store(64, Arc::new(Counted(drops.clone()))).unwrap();
+    let g = pin();
+    let r = xa.load(64, &g).unwrap();
+    drop(xa.erase(64));
+    // The tree's count is deferred and our guard is still pinned.
+    for _ in 0..10 {
+        pin().flush();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert!(Arc::ptr_eq(&r.0, &drops));
+    drop(g);
+    assert!(flush_until(|| drops.load(Ordering::SeqCst) == 1));
+}
+
+#[test]
+#[should_panic(expected = "default collector")]
+fn foreign_guard_is_rejected() {
+    let xa: XArray<u8> = XArray::new();
+    let c = crossbeam_epoch::Collector::new();
+    let h = c.register();
+    let g = h.pin();
+    let _ = xa.load(0, &g);
+}
+
+#[test]
+fn error_display() {
+    assert!(AllocError::Full.to_string().contains("no free index"));
+    assert!(AllocError::EmptyRange.to_string().contains("empty"));
+    assert!(AllocError::OutOfMemory
+        .to_string()
+        .contains("out of memory"));
+}
