@@ -1,6 +1,8 @@
 //! Functional tests of the list_lru: lists, walks, bits, reparenting.
 
+#[cfg(feature = "memcg")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "memcg")]
 use std::sync::Arc;
 
 use unishrink_list_lru::{ListLru, LruError, LruShrinker, LruWalk};

@@ -700,6 +700,7 @@ mod tests {
 
     /// The id radix tree frees its entries after an epoch grace period: flush
     /// until `done` holds (bounded; other test threads may be pinned briefly).
+    #[cfg(feature = "memcg")]
     fn flush_until(done: impl Fn() -> bool) -> bool {
         for _ in 0..100_000 {
             if done() {
