@@ -75,7 +75,9 @@ impl FlatInfo {
 
     /// Whether bit `id` is set.
     pub fn test_bit(&self, id: usize) -> bool {
-        self.map.get(id / 64).is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (id % 64)) != 0)
+        self.map
+            .get(id / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (id % 64)) != 0)
     }
 
     pub(crate) fn words(&self) -> &[AtomicU64] {

@@ -153,7 +153,13 @@ pub struct ShrinkerSpec {
 impl ShrinkerSpec {
     /// A global, non-NUMA shrinker with `seeks = 2` and the default batch.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), memcg_aware: false, numa_aware: false, seeks: 2, batch: 0 }
+        Self {
+            name: name.to_owned(),
+            memcg_aware: false,
+            numa_aware: false,
+            seeks: 2,
+            batch: 0,
+        }
     }
     /// Set `SHRINKER_MEMCG_AWARE`.
     pub fn memcg_aware(mut self, on: bool) -> Self {
@@ -244,12 +250,21 @@ pub trait Design: Send + Sync + Sized + 'static {
     /// The id a callback sees in [`ShrinkCtl::memcg`] for this memcg.
     fn memcg_id(&self, memcg: &Self::Memcg) -> usize;
     /// Allocate and register a shrinker (both steps: `alloc` + `register`).
-    fn register(&self, spec: &ShrinkerSpec, cb: Arc<dyn Callbacks>) -> Result<Self::Shrinker, Error>;
+    fn register(
+        &self,
+        spec: &ShrinkerSpec,
+        cb: Arc<dyn Callbacks>,
+    ) -> Result<Self::Shrinker, Error>;
     /// The shrinker's id, if this design gave it one.
     fn shrinker_id(&self, s: &Self::Shrinker) -> Option<usize>;
     /// Tell reclaim that `s` may have objects in `(memcg, nid)`.
     /// For the list-walking root of the baselines this is a no-op.
-    fn set_shrinker_bit(&self, memcg: &Self::Memcg, nid: usize, s: &Self::Shrinker) -> Result<(), Error>;
+    fn set_shrinker_bit(
+        &self,
+        memcg: &Self::Memcg,
+        nid: usize,
+        s: &Self::Shrinker,
+    ) -> Result<(), Error>;
     /// Unregister and free; waits as the design requires.
     fn free(&self, s: Self::Shrinker) -> Result<(), Error>;
     /// One reclaim pass over `(memcg, nid)` at `priority`; returns objects freed.

@@ -19,9 +19,22 @@ pub(crate) struct MemcgNode {
 pub struct Memcg(pub(crate) Arc<MemcgNode>);
 
 impl Memcg {
-    pub(crate) fn new(id: usize, is_root: bool, owner: usize, nr_nodes: usize, map_nr_max: usize) -> Self {
-        let info = (0..nr_nodes).map(|_| ArcSwap::from_pointee(FlatInfo::new(map_nr_max))).collect();
-        Memcg(Arc::new(MemcgNode { id, is_root, owner, info }))
+    pub(crate) fn new(
+        id: usize,
+        is_root: bool,
+        owner: usize,
+        nr_nodes: usize,
+        map_nr_max: usize,
+    ) -> Self {
+        let info = (0..nr_nodes)
+            .map(|_| ArcSwap::from_pointee(FlatInfo::new(map_nr_max)))
+            .collect();
+        Memcg(Arc::new(MemcgNode {
+            id,
+            is_root,
+            owner,
+            info,
+        }))
     }
 
     /// The id callbacks see (root = 0).

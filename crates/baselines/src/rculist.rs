@@ -23,7 +23,11 @@ pub(crate) struct Node<T> {
 
 impl<T> Node<T> {
     pub(crate) fn alloc(val: T) -> *mut Node<T> {
-        Box::into_raw(Box::new(Node { val, next: AtomicPtr::default(), prev: AtomicPtr::default() }))
+        Box::into_raw(Box::new(Node {
+            val,
+            next: AtomicPtr::default(),
+            prev: AtomicPtr::default(),
+        }))
     }
 
     /// The successor at the time of the load (null at the end).
@@ -56,7 +60,10 @@ unsafe impl<T: Send + Sync> Sync for RcuList<T> {}
 
 impl<T> RcuList<T> {
     pub(crate) fn new() -> Self {
-        Self { head: AtomicPtr::default(), tail: Mutex::new(ptr::null_mut()) }
+        Self {
+            head: AtomicPtr::default(),
+            tail: Mutex::new(ptr::null_mut()),
+        }
     }
 
     /// First node (null if empty). Dereferencing needs a read-side section.

@@ -25,7 +25,10 @@ impl Refs {
             if c == 0 {
                 return false;
             }
-            match self.count.compare_exchange_weak(c, c + 1, Ordering::Acquire, Ordering::Relaxed) {
+            match self
+                .count
+                .compare_exchange_weak(c, c + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(now) => c = now,
             }

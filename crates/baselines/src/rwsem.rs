@@ -65,8 +65,18 @@ impl Rwsem {
         let owner = Arc::as_ptr(&token) as usize;
         let nr_nodes = cfg.nr_nodes.max(1);
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
-        let state = State { memcgs: vec![root.clone()], next_memcg_id: 1, ..State::default() };
-        Self { nr_nodes, bitmap, lock: RwLock::new(state), root, token }
+        let state = State {
+            memcgs: vec![root.clone()],
+            next_memcg_id: 1,
+            ..State::default()
+        };
+        Self {
+            nr_nodes,
+            bitmap,
+            lock: RwLock::new(state),
+            root,
+            token,
+        }
     }
 
     /// The pre-bitmap kernel: every memcg walk visits every memcg-aware shrinker.
@@ -89,7 +99,11 @@ impl Rwsem {
 
     fn walk_list(&self, st: &State, memcg: &Memcg, nid: usize, priority: u32) -> u64 {
         let mut freed = 0u64;
-        let info = if memcg.is_root() && self.bitmap { Some(memcg.0.info[nid].load()) } else { None };
+        let info = if memcg.is_root() && self.bitmap {
+            Some(memcg.0.info[nid].load())
+        } else {
+            None
+        };
         for s in &st.list {
             if !memcg.is_root() && !s.core.spec.memcg_aware {
                 continue;
@@ -196,7 +210,10 @@ impl Design for Rwsem {
             } else {
                 None
             };
-            let s = Arc::new(RwShrinker { core: Core::new(spec, cb, id, self.nr_nodes), pos: AtomicUsize::new(0) });
+            let s = Arc::new(RwShrinker {
+                core: Core::new(spec, cb, id, self.nr_nodes),
+                pos: AtomicUsize::new(0),
+            });
             if let Some(id) = id {
                 if st.idr.len() <= id {
                     st.idr.resize(id + 1, None);
@@ -209,7 +226,10 @@ impl Design for Rwsem {
         let mut st = self.lock.write();
         s.pos.store(st.list.len(), Ordering::Relaxed);
         st.list.push(s.clone());
-        Ok(RwHandle { s, owner: self.owner() })
+        Ok(RwHandle {
+            s,
+            owner: self.owner(),
+        })
     }
 
     fn shrinker_id(&self, s: &RwHandle) -> Option<usize> {
@@ -250,7 +270,9 @@ impl Design for Rwsem {
         if memcg.0.owner != self.owner() {
             return Err(Error::ForeignHandle);
         }
-        let Some(st) = self.lock.try_read() else { return Ok(0) };
+        let Some(st) = self.lock.try_read() else {
+            return Ok(0);
+        };
         Ok(if memcg.is_root() || !self.bitmap {
             self.walk_list(&st, memcg, nid, priority)
         } else {

@@ -59,7 +59,11 @@ pub fn do_shrink_slab(
     };
     let cap = freeable.saturating_mul(2);
     let mut total_scan = (nr >> priority).saturating_add(delta).min(cap);
-    let batch = if spec.batch == 0 { SHRINK_BATCH } else { spec.batch };
+    let batch = if spec.batch == 0 {
+        SHRINK_BATCH
+    } else {
+        spec.batch
+    };
     let mut freed = 0u64;
     let mut scanned = 0u64;
     while total_scan >= batch || total_scan >= freeable {
@@ -92,9 +96,19 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(spec: &ShrinkerSpec, cb: Arc<dyn Callbacks>, id: Option<usize>, nr_nodes: usize) -> Self {
+    pub(crate) fn new(
+        spec: &ShrinkerSpec,
+        cb: Arc<dyn Callbacks>,
+        id: Option<usize>,
+        nr_nodes: usize,
+    ) -> Self {
         let n = if spec.numa_aware { nr_nodes } else { 1 };
-        Self { spec: spec.clone(), cb, id, nr_deferred: (0..n).map(|_| AtomicU64::new(0)).collect() }
+        Self {
+            spec: spec.clone(),
+            cb,
+            id,
+            nr_deferred: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     /// The node index a non-NUMA-aware shrinker is run with.
@@ -112,8 +126,19 @@ impl Core {
         self.run(memcg, nid, priority, &self.nr_deferred[nid])
     }
 
-    pub(crate) fn run(&self, memcg: usize, nid: usize, priority: u32, deferred: &AtomicU64) -> Outcome {
-        let mut sc = ShrinkCtl { memcg, nid: self.nid(nid), nr_to_scan: 0, nr_scanned: 0 };
+    pub(crate) fn run(
+        &self,
+        memcg: usize,
+        nid: usize,
+        priority: u32,
+        deferred: &AtomicU64,
+    ) -> Outcome {
+        let mut sc = ShrinkCtl {
+            memcg,
+            nid: self.nid(nid),
+            nr_to_scan: 0,
+            nr_scanned: 0,
+        };
         do_shrink_slab(&*self.cb, &self.spec, &mut sc, priority, deferred)
     }
 }
@@ -139,10 +164,18 @@ mod tests {
             },
         );
         let d = AtomicU64::new(0);
-        let mut sc = ShrinkCtl { memcg: 0, nid: 0, nr_to_scan: 0, nr_scanned: 0 };
+        let mut sc = ShrinkCtl {
+            memcg: 0,
+            nid: 0,
+            nr_to_scan: 0,
+            nr_scanned: 0,
+        };
         // delta = 1000*4/2 = 2000 (= the 2*freeable cap): 15 batches of 128;
         // the last 80 are below both batch and freeable, so they are deferred.
-        assert_eq!(do_shrink_slab(&*cb, &spec(), &mut sc, 0, &d), Outcome::Freed(1920));
+        assert_eq!(
+            do_shrink_slab(&*cb, &spec(), &mut sc, 0, &d),
+            Outcome::Freed(1920)
+        );
         assert_eq!(calls.load(Ordering::Relaxed), 15);
         assert_eq!(d.load(Ordering::Relaxed), 80);
     }
@@ -151,9 +184,17 @@ mod tests {
     fn small_work_is_deferred() {
         let cb = from_fns(|_| Count::Objects(1000), |sc| Scan::Freed(sc.nr_to_scan));
         let d = AtomicU64::new(0);
-        let mut sc = ShrinkCtl { memcg: 0, nid: 0, nr_to_scan: 0, nr_scanned: 0 };
+        let mut sc = ShrinkCtl {
+            memcg: 0,
+            nid: 0,
+            nr_to_scan: 0,
+            nr_scanned: 0,
+        };
         // priority 6: delta = (1000>>6)*4/2 = 30 < batch and < freeable: deferred.
-        assert_eq!(do_shrink_slab(&*cb, &spec(), &mut sc, 6, &d), Outcome::Freed(0));
+        assert_eq!(
+            do_shrink_slab(&*cb, &spec(), &mut sc, 6, &d),
+            Outcome::Freed(0)
+        );
         assert_eq!(d.load(Ordering::Relaxed), 30);
     }
 
@@ -161,12 +202,23 @@ mod tests {
     fn seeks_zero_and_empty_and_stop() {
         let cb = from_fns(|_| Count::Objects(300), |_| Scan::Stop);
         let d = AtomicU64::new(0);
-        let mut sc = ShrinkCtl { memcg: 0, nid: 0, nr_to_scan: 0, nr_scanned: 0 };
+        let mut sc = ShrinkCtl {
+            memcg: 0,
+            nid: 0,
+            nr_to_scan: 0,
+            nr_scanned: 0,
+        };
         // seeks 0: delta = 150 >= batch, scan stops at once, all 150 deferred.
-        assert_eq!(do_shrink_slab(&*cb, &spec().seeks(0), &mut sc, 12, &d), Outcome::Freed(0));
+        assert_eq!(
+            do_shrink_slab(&*cb, &spec().seeks(0), &mut sc, 12, &d),
+            Outcome::Freed(0)
+        );
         assert_eq!(d.load(Ordering::Relaxed), 150);
         let empty = from_fns(|_| Count::Empty, |_| Scan::Freed(1));
-        assert_eq!(do_shrink_slab(&*empty, &spec(), &mut sc, 0, &d), Outcome::Empty);
+        assert_eq!(
+            do_shrink_slab(&*empty, &spec(), &mut sc, 0, &d),
+            Outcome::Empty
+        );
         assert_eq!(d.load(Ordering::Relaxed), 150);
     }
 }

@@ -107,7 +107,9 @@ impl Split {
             let s = &node.val;
             if s.refs.try_get() {
                 let out = guard.repin_after(|| match s.core.id {
-                    Some(id) if s.core.spec.memcg_aware => s.core.run(memcg.id(), nid, priority, info.deferred(id)),
+                    Some(id) if s.core.spec.memcg_aware => {
+                        s.core.run(memcg.id(), nid, priority, info.deferred(id))
+                    }
                     _ => s.core.run_own(memcg.id(), nid, priority),
                 });
                 freed += out.freed();
@@ -131,7 +133,11 @@ impl Split {
                 // SAFETY: found in the IDR while pinned: freed only after its
                 // removal plus a grace period covering this pin; while we hold
                 // a reference it is not removed (see `walk_root`).
-                let s = if p.is_null() { None } else { Some(unsafe { &(*p).val }) };
+                let s = if p.is_null() {
+                    None
+                } else {
+                    Some(unsafe { &(*p).val })
+                };
                 let Some(s) = s.filter(|s| s.refs.try_get()) else {
                     info.clear_bit(id);
                     continue;
@@ -165,7 +171,12 @@ impl Design for Split {
         let owner = Arc::as_ptr(&token) as usize;
         let nr_nodes = cfg.nr_nodes.max(1);
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
-        let w = Writer { ids: IdAllocator::default(), nr_max: 0, memcgs: vec![root.clone()], next_memcg_id: 1 };
+        let w = Writer {
+            ids: IdAllocator::default(),
+            nr_max: 0,
+            memcgs: vec![root.clone()],
+            next_memcg_id: 1,
+        };
         Self {
             nr_nodes,
             mutex: Mutex::new(w),
@@ -224,7 +235,11 @@ impl Design for Split {
                 None
             };
             let core = Core::new(spec, cb, id, self.nr_nodes);
-            let node = Node::alloc(SplitShrinker { core, refs: Refs::default(), registered: AtomicBool::new(false) });
+            let node = Node::alloc(SplitShrinker {
+                core,
+                refs: Refs::default(),
+                registered: AtomicBool::new(false),
+            });
             if let Some(id) = id {
                 self.idr.set(id, node)?;
             }
@@ -240,7 +255,10 @@ impl Design for Split {
         }
         // SAFETY: as above.
         unsafe { (*node).val.refs.activate() };
-        Ok(SplitHandle { node, owner: self.token.clone() })
+        Ok(SplitHandle {
+            node,
+            owner: self.token.clone(),
+        })
     }
 
     fn shrinker_id(&self, s: &SplitHandle) -> Option<usize> {
@@ -293,7 +311,11 @@ impl Design for Split {
         if memcg.0.owner != self.owner() {
             return Err(Error::ForeignHandle);
         }
-        Ok(if memcg.is_root() { self.walk_root(memcg, nid, priority) } else { self.walk_memcg(memcg, nid, priority) })
+        Ok(if memcg.is_root() {
+            self.walk_root(memcg, nid, priority)
+        } else {
+            self.walk_memcg(memcg, nid, priority)
+        })
     }
 
     fn info_bytes(&self) -> usize {

@@ -92,7 +92,9 @@ impl Srcu {
             let node = unsafe { &*p };
             let s = &node.val;
             let out = match s.core.id {
-                Some(id) if s.core.spec.memcg_aware => s.core.run(memcg.id(), nid, priority, info.deferred(id)),
+                Some(id) if s.core.spec.memcg_aware => {
+                    s.core.run(memcg.id(), nid, priority, info.deferred(id))
+                }
                 _ => s.core.run_own(memcg.id(), nid, priority),
             };
             freed += out.freed();
@@ -145,7 +147,12 @@ impl Design for Srcu {
         let owner = Arc::as_ptr(&token) as usize;
         let nr_nodes = cfg.nr_nodes.max(1);
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
-        let w = Writer { ids: IdAllocator::default(), nr_max: 0, memcgs: vec![root.clone()], next_memcg_id: 1 };
+        let w = Writer {
+            ids: IdAllocator::default(),
+            nr_max: 0,
+            memcgs: vec![root.clone()],
+            next_memcg_id: 1,
+        };
         Self {
             nr_nodes,
             mutex: Mutex::new(w),
@@ -202,7 +209,10 @@ impl Design for Srcu {
                 None
             };
             let core = Core::new(spec, cb, id, self.nr_nodes);
-            let node = Node::alloc(SrcuShrinker { core, registered: AtomicBool::new(false) });
+            let node = Node::alloc(SrcuShrinker {
+                core,
+                registered: AtomicBool::new(false),
+            });
             if let Some(id) = id {
                 self.idr.set(id, node)?;
             }
@@ -215,7 +225,10 @@ impl Design for Srcu {
             // SAFETY: just allocated, freed only through `free`.
             unsafe { (*node).val.registered.store(true, Ordering::Release) };
         }
-        Ok(SrcuHandle { node, owner: self.token.clone() })
+        Ok(SrcuHandle {
+            node,
+            owner: self.token.clone(),
+        })
     }
 
     fn shrinker_id(&self, s: &SrcuHandle) -> Option<usize> {
@@ -260,7 +273,11 @@ impl Design for Srcu {
         if memcg.0.owner != self.owner() {
             return Err(Error::ForeignHandle);
         }
-        Ok(if memcg.is_root() { self.walk_root(memcg, nid, priority) } else { self.walk_memcg(memcg, nid, priority) })
+        Ok(if memcg.is_root() {
+            self.walk_root(memcg, nid, priority)
+        } else {
+            self.walk_memcg(memcg, nid, priority)
+        })
     }
 
     fn info_bytes(&self) -> usize {

@@ -41,7 +41,9 @@ impl Srcu {
     pub(crate) fn new() -> Self {
         Self {
             idx: AtomicUsize::new(0),
-            slots: (0..SLOTS).map(|_| CachePadded::new([AtomicIsize::new(0), AtomicIsize::new(0)])).collect(),
+            slots: (0..SLOTS)
+                .map(|_| CachePadded::new([AtomicIsize::new(0), AtomicIsize::new(0)]))
+                .collect(),
             gp: Mutex::new(()),
         }
     }
@@ -56,11 +58,18 @@ impl Srcu {
         let idx = self.idx.load(Ordering::Relaxed) & 1;
         self.slots[slot][idx].fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        ReadGuard { srcu: self, slot, idx }
+        ReadGuard {
+            srcu: self,
+            slot,
+            idx,
+        }
     }
 
     fn readers(&self, idx: usize) -> isize {
-        self.slots.iter().map(|s| s[idx].load(Ordering::SeqCst)).sum()
+        self.slots
+            .iter()
+            .map(|s| s[idx].load(Ordering::SeqCst))
+            .sum()
     }
 
     /// Wait until every read section that started before this call has ended.

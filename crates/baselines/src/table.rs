@@ -26,12 +26,16 @@ unsafe impl<T: Send + Sync> Sync for IdTable<T> {}
 
 impl<T> IdTable<T> {
     pub(crate) fn new() -> Self {
-        Self { top: (0..TOP).map(|_| AtomicPtr::default()).collect() }
+        Self {
+            top: (0..TOP).map(|_| AtomicPtr::default()).collect(),
+        }
     }
 
     /// The pointer stored at `id` (null if none).
     pub(crate) fn get(&self, id: usize) -> *mut T {
-        let Some(c) = self.top.get(id / CHUNK) else { return std::ptr::null_mut() };
+        let Some(c) = self.top.get(id / CHUNK) else {
+            return std::ptr::null_mut();
+        };
         let c = c.load(Ordering::Acquire);
         if c.is_null() {
             return std::ptr::null_mut();

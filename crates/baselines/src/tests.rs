@@ -51,9 +51,24 @@ fn worked_example<D: Design>(d: D, expect_child: u64) {
     let g = d.register(&ShrinkerSpec::new("g"), cache(0, 77)).unwrap();
     d.set_shrinker_bit(&child, 0, &a).unwrap();
     d.set_shrinker_bit(&child, 0, &b).unwrap();
-    assert_eq!(d.shrink_slab(&child, 0, 0).unwrap(), expect_child, "{}", d.name());
-    assert_eq!(d.shrink_slab(&child, 0, 0).unwrap(), 0, "{}: drained", d.name());
-    assert_eq!(d.shrink_slab(&d.root(), 0, 0).unwrap(), 77, "{}: root", d.name());
+    assert_eq!(
+        d.shrink_slab(&child, 0, 0).unwrap(),
+        expect_child,
+        "{}",
+        d.name()
+    );
+    assert_eq!(
+        d.shrink_slab(&child, 0, 0).unwrap(),
+        0,
+        "{}: drained",
+        d.name()
+    );
+    assert_eq!(
+        d.shrink_slab(&d.root(), 0, 0).unwrap(),
+        77,
+        "{}: root",
+        d.name()
+    );
     assert_eq!(d.shrinker_id(&a), Some(0));
     assert_eq!(d.shrinker_id(&g), None);
     for s in [a, b, c, g] {
@@ -85,11 +100,22 @@ fn split_frees_worked_example() {
 #[test]
 fn bad_arguments_are_errors() {
     let d = Split::new(DesignConfig::default());
-    assert_eq!(d.shrink_slab(&d.root(), 0, 13), Err(crate::Error::BadPriority(13)));
-    assert_eq!(d.shrink_slab(&d.root(), 1, 0), Err(crate::Error::BadNode(1)));
+    assert_eq!(
+        d.shrink_slab(&d.root(), 0, 13),
+        Err(crate::Error::BadPriority(13))
+    );
+    assert_eq!(
+        d.shrink_slab(&d.root(), 1, 0),
+        Err(crate::Error::BadNode(1))
+    );
     let other = Split::new(DesignConfig::default());
-    let s = other.register(&ShrinkerSpec::new("x"), cache(0, 1)).unwrap();
-    assert!(matches!(d.set_shrinker_bit(&d.root(), 0, &s), Err(crate::Error::ForeignHandle)));
+    let s = other
+        .register(&ShrinkerSpec::new("x"), cache(0, 1))
+        .unwrap();
+    assert!(matches!(
+        d.set_shrinker_bit(&d.root(), 0, &s),
+        Err(crate::Error::ForeignHandle)
+    ));
     other.free(s).unwrap();
 }
 
@@ -99,7 +125,9 @@ fn ids_reuse_and_info_grows() {
     let d = Split::new(DesignConfig::default());
     let child = d.create_memcg(&d.root()).unwrap();
     let spec = ShrinkerSpec::new("mc").memcg_aware(true);
-    let v: Vec<_> = (0..130).map(|_| d.register(&spec, cache(1, 5)).unwrap()).collect();
+    let v: Vec<_> = (0..130)
+        .map(|_| d.register(&spec, cache(1, 5)).unwrap())
+        .collect();
     assert_eq!(d.shrinker_id(&v[129]), Some(129));
     d.set_shrinker_bit(&child, 0, &v[129]).unwrap();
     assert_eq!(d.shrink_slab(&child, 0, 0).unwrap(), 5);
@@ -130,12 +158,21 @@ struct Blocking {
 fn blocking(memcg: usize) -> Blocking {
     let (etx, erx) = mpsc::channel();
     let (rtx, rrx) = mpsc::channel();
-    let blk = parking_lot::Mutex::new(Some(Blocker { entered: etx, release: rrx }));
+    let blk = parking_lot::Mutex::new(Some(Blocker {
+        entered: etx,
+        release: rrx,
+    }));
     let finished = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicUsize::new(0));
     let (f2, c2) = (finished.clone(), calls.clone());
     let cb = from_fns(
-        move |sc| if sc.memcg == memcg { Count::Objects(1000) } else { Count::Objects(0) },
+        move |sc| {
+            if sc.memcg == memcg {
+                Count::Objects(1000)
+            } else {
+                Count::Objects(0)
+            }
+        },
         move |_| {
             c2.fetch_add(1, Ordering::SeqCst);
             if let Some(b) = blk.lock().take() {
@@ -147,7 +184,13 @@ fn blocking(memcg: usize) -> Blocking {
             Scan::Freed(0)
         },
     );
-    Blocking { cb, entered: erx, release: rtx, finished, calls }
+    Blocking {
+        cb,
+        entered: erx,
+        release: rtx,
+        finished,
+        calls,
+    }
 }
 
 /// Generous bound to turn a deadlock into a failure (not a performance check).
@@ -157,8 +200,16 @@ const HANG: Duration = Duration::from_secs(60);
 fn split_free_waits_for_running_callback() {
     let d = Arc::new(Split::new(DesignConfig::default()));
     let child = d.create_memcg(&d.root()).unwrap();
-    let Blocking { cb, entered, release, finished, calls } = blocking(d.memcg_id(&child));
-    let s = d.register(&ShrinkerSpec::new("blk").memcg_aware(true), cb).unwrap();
+    let Blocking {
+        cb,
+        entered,
+        release,
+        finished,
+        calls,
+    } = blocking(d.memcg_id(&child));
+    let s = d
+        .register(&ShrinkerSpec::new("blk").memcg_aware(true), cb)
+        .unwrap();
     d.set_shrinker_bit(&child, 0, &s).unwrap();
     let walker = {
         let (d, child) = (d.clone(), child.clone());
@@ -180,11 +231,18 @@ fn split_free_waits_for_running_callback() {
         thread::yield_now();
     }
     release.send(()).unwrap();
-    assert!(freer.join().unwrap(), "free returned while the callback was running");
+    assert!(
+        freer.join().unwrap(),
+        "free returned while the callback was running"
+    );
     walker.join().unwrap();
     let before = calls.load(Ordering::SeqCst);
     d.shrink_slab(&child, 0, 0).unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), before, "callback ran after free");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "callback ran after free"
+    );
 }
 
 /// `split`: freeing another shrinker is not delayed by a blocked callback.
@@ -192,8 +250,15 @@ fn split_free_waits_for_running_callback() {
 fn split_free_ignores_other_shrinkers() {
     let d = Arc::new(Split::new(DesignConfig::default()));
     let child = d.create_memcg(&d.root()).unwrap();
-    let Blocking { cb, entered, release, .. } = blocking(d.memcg_id(&child));
-    let s = d.register(&ShrinkerSpec::new("blk").memcg_aware(true), cb).unwrap();
+    let Blocking {
+        cb,
+        entered,
+        release,
+        ..
+    } = blocking(d.memcg_id(&child));
+    let s = d
+        .register(&ShrinkerSpec::new("blk").memcg_aware(true), cb)
+        .unwrap();
     d.set_shrinker_bit(&child, 0, &s).unwrap();
     let walker = {
         let (d, child) = (d.clone(), child.clone());
@@ -203,11 +268,14 @@ fn split_free_ignores_other_shrinkers() {
     let (tx, rx) = mpsc::channel();
     let d2 = d.clone();
     thread::spawn(move || {
-        let other = d2.register(&ShrinkerSpec::new("other").memcg_aware(true), cache(1, 1)).unwrap();
+        let other = d2
+            .register(&ShrinkerSpec::new("other").memcg_aware(true), cache(1, 1))
+            .unwrap();
         d2.free(other).unwrap();
         tx.send(()).unwrap();
     });
-    rx.recv_timeout(HANG).expect("free of another shrinker blocked behind a callback");
+    rx.recv_timeout(HANG)
+        .expect("free of another shrinker blocked behind a callback");
     release.send(()).unwrap();
     walker.join().unwrap();
     d.free(s).unwrap();
@@ -217,11 +285,21 @@ fn split_free_ignores_other_shrinkers() {
 fn srcu_free_waits_for_every_reader() {
     let d = Arc::new(Srcu::new(DesignConfig::default()));
     let child = d.create_memcg(&d.root()).unwrap();
-    let Blocking { cb, entered, release, finished, .. } = blocking(d.memcg_id(&child));
-    let s = d.register(&ShrinkerSpec::new("blk").memcg_aware(true), cb).unwrap();
+    let Blocking {
+        cb,
+        entered,
+        release,
+        finished,
+        ..
+    } = blocking(d.memcg_id(&child));
+    let s = d
+        .register(&ShrinkerSpec::new("blk").memcg_aware(true), cb)
+        .unwrap();
     d.set_shrinker_bit(&child, 0, &s).unwrap();
     // An unrelated shrinker: its free must still wait for the blocked walk.
-    let other = d.register(&ShrinkerSpec::new("other"), cache(0, 1)).unwrap();
+    let other = d
+        .register(&ShrinkerSpec::new("other"), cache(0, 1))
+        .unwrap();
     let idx0 = d.srcu_idx_for_test();
     let walker = {
         let (d, child) = (d.clone(), child.clone());
@@ -243,7 +321,10 @@ fn srcu_free_waits_for_every_reader() {
         thread::yield_now();
     }
     release.send(()).unwrap();
-    assert!(freer.join().unwrap(), "synchronize_srcu did not wait for the walk in another shrinker");
+    assert!(
+        freer.join().unwrap(),
+        "synchronize_srcu did not wait for the walk in another shrinker"
+    );
     walker.join().unwrap();
     d.free(s).unwrap();
 }
@@ -253,11 +334,23 @@ fn rwsem_try_read_bails_out_when_writer_waits() {
     let d = Arc::new(Rwsem::new(DesignConfig::default()));
     let child = d.create_memcg(&d.root()).unwrap();
     let cid = d.memcg_id(&child);
-    let Blocking { cb, entered, release, .. } = blocking(cid);
-    let s = d.register(&ShrinkerSpec::new("blk").memcg_aware(true), cb).unwrap();
+    let Blocking {
+        cb,
+        entered,
+        release,
+        ..
+    } = blocking(cid);
+    let s = d
+        .register(&ShrinkerSpec::new("blk").memcg_aware(true), cb)
+        .unwrap();
     d.set_shrinker_bit(&child, 0, &s).unwrap();
     // A second shrinker with objects; a walk that got the lock would free them.
-    let full = d.register(&ShrinkerSpec::new("full").memcg_aware(true), cache(cid, 500)).unwrap();
+    let full = d
+        .register(
+            &ShrinkerSpec::new("full").memcg_aware(true),
+            cache(cid, 500),
+        )
+        .unwrap();
     d.set_shrinker_bit(&child, 0, &full).unwrap();
     let walker = {
         let (d, child) = (d.clone(), child.clone());
@@ -274,8 +367,16 @@ fn rwsem_try_read_bails_out_when_writer_waits() {
     while !d.writer_waiting() {
         thread::yield_now();
     }
-    assert_eq!(d.shrink_slab(&child, 0, 0).unwrap(), 0, "reclaim did not bail out");
-    assert_eq!(d.shrink_slab(&d.root(), 0, 0).unwrap(), 0, "root reclaim did not bail out");
+    assert_eq!(
+        d.shrink_slab(&child, 0, 0).unwrap(),
+        0,
+        "reclaim did not bail out"
+    );
+    assert_eq!(
+        d.shrink_slab(&d.root(), 0, 0).unwrap(),
+        0,
+        "root reclaim did not bail out"
+    );
     release.send(()).unwrap();
     // The blocked walk sees the waiting writer and stops early, reporting >= 1.
     assert!(walker.join().unwrap() >= 1);
