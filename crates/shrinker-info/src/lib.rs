@@ -37,7 +37,12 @@ fn round(n: usize) -> usize {
 impl ShrinkerInfo {
     pub fn new(map_nr_max: usize) -> Result<Self, InfoError> {
         let n = round(map_nr_max);
-        Ok(Self { inner: Mutex::new(Inner { bits: vec![false; n], deferred: vec![0; n] }) })
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                bits: vec![false; n],
+                deferred: vec![0; n],
+            }),
+        })
     }
     pub fn map_nr_max(&self) -> usize {
         self.inner.lock().unwrap().bits.len()
@@ -55,7 +60,9 @@ impl ShrinkerInfo {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let mut g = self.inner.lock().unwrap();
         let map_nr_max = g.bits.len();
-        *g.bits.get_mut(id).ok_or(InfoError::IdOutOfRange { id, map_nr_max })? = true;
+        *g.bits
+            .get_mut(id)
+            .ok_or(InfoError::IdOutOfRange { id, map_nr_max })? = true;
         Ok(())
     }
     pub fn clear_bit(&self, id: usize) {
@@ -64,29 +71,61 @@ impl ShrinkerInfo {
         }
     }
     pub fn test_bit(&self, id: usize) -> bool {
-        self.inner.lock().unwrap().bits.get(id).copied().unwrap_or(false)
+        self.inner
+            .lock()
+            .unwrap()
+            .bits
+            .get(id)
+            .copied()
+            .unwrap_or(false)
     }
     pub fn iter_set_bits(&self) -> std::vec::IntoIter<usize> {
         let g = self.inner.lock().unwrap();
-        g.bits.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i).collect::<Vec<_>>().into_iter()
+        g.bits
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
     pub fn nr_deferred(&self, id: usize) -> u64 {
-        self.inner.lock().unwrap().deferred.get(id).copied().unwrap_or(0)
+        self.inner
+            .lock()
+            .unwrap()
+            .deferred
+            .get(id)
+            .copied()
+            .unwrap_or(0)
     }
     pub fn xchg_nr_deferred(&self, id: usize) -> u64 {
-        self.inner.lock().unwrap().deferred.get_mut(id).map(std::mem::take).unwrap_or(0)
+        self.inner
+            .lock()
+            .unwrap()
+            .deferred
+            .get_mut(id)
+            .map(std::mem::take)
+            .unwrap_or(0)
     }
     pub fn add_nr_deferred(&self, id: usize, delta: u64) -> Result<u64, InfoError> {
         let mut g = self.inner.lock().unwrap();
         let map_nr_max = g.bits.len();
-        let d = g.deferred.get_mut(id).ok_or(InfoError::IdOutOfRange { id, map_nr_max })?;
+        let d = g
+            .deferred
+            .get_mut(id)
+            .ok_or(InfoError::IdOutOfRange { id, map_nr_max })?;
         *d = d.saturating_add(delta);
         Ok(*d)
     }
     pub fn reparent_into(&self, parent: &ShrinkerInfo) -> Result<(), InfoError> {
         let moved: Vec<(usize, u64)> = {
             let mut g = self.inner.lock().unwrap();
-            g.deferred.iter_mut().enumerate().filter(|(_, d)| **d != 0).map(|(i, d)| (i, std::mem::take(d))).collect()
+            g.deferred
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, d)| **d != 0)
+                .map(|(i, d)| (i, std::mem::take(d)))
+                .collect()
         };
         parent.expand(self.map_nr_max())?;
         for (i, d) in moved {

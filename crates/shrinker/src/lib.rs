@@ -1,1 +1,111 @@
-//! The unified shrinker registry, lifecycle and the single lockless shrink_slab.
+//! The unified shrinker core: one IDR of shrinkers, one bitmap per
+//! (memcg, node), one lockless [`Registry::shrink_slab`].
+//!
+//! # Concepts
+//!
+//! A *shrinker* is user code ([`Shrink`]) that can count and free objects of
+//! a cache. Each shrinker gets an **id** from the registry's RCU radix tree
+//! (IDR). Every memcg — the root included — has, per node, a bitmap with one
+//! bit per id ("may have objects here") and an `nr_deferred` counter per id
+//! (`unishrink-shrinker-info`). A reclaim pass over `(memcg, nid)` walks the
+//! set bits, looks each id up in the IDR and calls the shrinker. There is no
+//! second path for the root or for global shrinkers:
+//!
+//! * a **global** shrinker (no `MEMCG_AWARE` flag) has a *sticky* bit in the
+//!   root's map, set when it is allocated (or when the root comes online) and
+//!   never cleared by SHRINK_EMPTY; its `nr_deferred` lives in the root's info;
+//! * a **memcg-aware** shrinker's bit is set by the cache with
+//!   [`Registry::set_shrinker_bit`] when it adds the first object to a
+//!   `(memcg, nid)`, and cleared by the walker on [`Count::Empty`];
+//! * with the `memcg` feature off or memcgs disabled at run time, only the
+//!   (dummy) root exists and memcg-aware shrinkers are treated as global.
+//!
+//! # Lifecycle (refcount + RCU)
+//!
+//! 1. [`Registry::alloc`] takes the lowest free id and grows every memcg's
+//!    shrinker_info if needed (a failure releases the id and is returned).
+//! 2. [`AllocatedShrinker::register`] sets the *active* count to 1.
+//! 3. A walker, under an epoch guard, loads the shrinker by id and calls
+//!    `try_get` (increment unless zero); it then leaves the guard, runs the
+//!    callbacks (which may block) and `put`s.
+//! 4. [`RegisteredShrinker::free`] marks the shrinker dying, drops the initial
+//!    reference, **waits** until the count is zero, then erases the id from
+//!    the IDR; the memory is freed by the epoch collector after a grace period.
+//!
+//! # Invariants
+//!
+//! * After `free` returns, no callback of that shrinker runs or starts: zero
+//!   is terminal for the active count and `free` waited for it.
+//! * `free` waits only for its own callbacks; `alloc`/`register`/`free` take
+//!   a writer mutex that no walk ever takes, so registration never waits for
+//!   reclaim (the rwsem design's failure).
+//! * A walker never touches freed memory: the IDR entry (and with it the
+//!   shrinker) outlives every successful `try_get` (see the `SAFETY` comment
+//!   in `shrink_slab`), and IDR nodes are freed after a grace period.
+//! * No set bit is lost: `set_shrinker_bit` fences before setting; every
+//!   clear by the walker (SHRINK_EMPTY, or an id whose shrinker is gone) is
+//!   followed by a full fence and a recheck that restores the bit.
+//! * Callbacks are foreign code: panics are caught and reported in
+//!   [`ShrinkReport::panics`] with the reference put and deferred work kept;
+//!   a callback that frees its own shrinker gets [`FreeError::SelfFree`].
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//! use unishrink_shrinker::*;
+//!
+//! let reg = Registry::new(MemcgConfig { nr_nodes: 1, ..MemcgConfig::default() });
+//! let root = reg.online_root().unwrap();
+//!
+//! // A cache of 1000 objects that frees what it is asked to.
+//! let objects = Arc::new(AtomicU64::new(1000));
+//! let (c, s) = (objects.clone(), objects.clone());
+//! let shrinker = reg
+//!     .alloc(
+//!         ShrinkerConfig::new("demo-cache").seeks(0),
+//!         from_fns(
+//!             move |_sc| Count::Objects(c.load(Ordering::Relaxed)),
+//!             move |sc| {
+//!                 s.fetch_sub(sc.nr_to_scan, Ordering::Relaxed);
+//!                 Scan::Freed(sc.nr_to_scan)
+//!             },
+//!         ),
+//!     )
+//!     .unwrap()
+//!     .register();
+//!
+//! // seeks 0: a pass targets half of freeable (500), scanned in whole
+//! // batches of 128 (384); the remaining 116 are deferred to the next pass.
+//! let report = reg.shrink_slab(&root, 0, DEF_PRIORITY).unwrap();
+//! assert_eq!(report.freed, 384);
+//! assert_eq!(root.shrinker_info(0).unwrap().nr_deferred(shrinker.id().0 as usize), 116);
+//! shrinker.free().unwrap();
+//! assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 0);
+//! ```
+
+mod refcount;
+mod registry;
+mod scan;
+mod stats;
+mod sync;
+pub mod trace;
+
+pub use registry::{
+    AllocatedShrinker, CallbackPanic, Error, FreeError, RegisteredShrinker, Registry, ShrinkReport,
+    ShrinkerConfig, ShrinkerFlags, ShrinkerId, ShrinkerSnapshot, DEFAULT_MAX_SHRINKER_ID,
+};
+pub use scan::{
+    do_shrink_slab, from_fns, scan_delta, Count, DeferredCounter, FnShrink, Scan, ScanOutcome,
+    ScanParams, ScanTrace, Shrink, ShrinkControl, DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
+};
+pub use stats::StatsSnapshot;
+pub use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgId, MemcgTree};
+
+#[doc(hidden)]
+#[cfg(loom)]
+pub mod loom_support {
+    //! The refcount protocol, exposed to the loom models only.
+    pub use crate::refcount::ActiveRef;
+}

@@ -55,17 +55,33 @@ fn keep<'g, T: Send + Sync + 'static>(a: &Arc<T>, guard: &'g Guard) -> &'g T {
 
 impl<T: Send + Sync + 'static> XArray<T> {
     pub fn new() -> Self {
-        Self { inner: Mutex::new(Inner { map: BTreeMap::new(), next: 0 }) }
+        Self {
+            inner: Mutex::new(Inner {
+                map: BTreeMap::new(),
+                next: 0,
+            }),
+        }
     }
     pub fn load<'g>(&self, index: u64, guard: &'g Guard) -> Option<&'g T> {
         let g = self.inner.lock().unwrap();
         g.map.get(&index).map(|(a, _)| keep(a, guard))
     }
     pub fn get(&self, index: u64) -> Option<Arc<T>> {
-        self.inner.lock().unwrap().map.get(&index).map(|(a, _)| a.clone())
+        self.inner
+            .lock()
+            .unwrap()
+            .map
+            .get(&index)
+            .map(|(a, _)| a.clone())
     }
     pub fn store(&self, index: u64, value: Arc<T>) -> Result<Option<Arc<T>>, AllocError> {
-        Ok(self.inner.lock().unwrap().map.insert(index, (value, 0)).map(|x| x.0))
+        Ok(self
+            .inner
+            .lock()
+            .unwrap()
+            .map
+            .insert(index, (value, 0))
+            .map(|x| x.0))
     }
     pub fn erase(&self, index: u64) -> Option<Arc<T>> {
         self.inner.lock().unwrap().map.remove(&index).map(|x| x.0)
@@ -92,7 +108,11 @@ impl<T: Send + Sync + 'static> XArray<T> {
         g.map.insert(id, (value, 0));
         Ok(id)
     }
-    pub fn alloc_cyclic(&self, value: Arc<T>, range: RangeInclusive<u64>) -> Result<u64, AllocError> {
+    pub fn alloc_cyclic(
+        &self,
+        value: Arc<T>,
+        range: RangeInclusive<u64>,
+    ) -> Result<u64, AllocError> {
         if range.start() > range.end() {
             return Err(AllocError::EmptyRange);
         }
@@ -113,7 +133,11 @@ impl<T: Send + Sync + 'static> XArray<T> {
     }
     pub fn iter<'g>(&self, start: u64, guard: &'g Guard) -> std::vec::IntoIter<(u64, &'g T)> {
         let g = self.inner.lock().unwrap();
-        g.map.range(start..).map(|(k, (a, _))| (*k, keep(a, guard))).collect::<Vec<_>>().into_iter()
+        g.map
+            .range(start..)
+            .map(|(k, (a, _))| (*k, keep(a, guard)))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
     pub fn set_mark(&self, index: u64, mark: Mark) -> bool {
         let mut g = self.inner.lock().unwrap();
@@ -137,9 +161,16 @@ impl<T: Send + Sync + 'static> XArray<T> {
     }
     pub fn get_mark(&self, index: u64, mark: Mark) -> bool {
         let g = self.inner.lock().unwrap();
-        g.map.get(&index).is_some_and(|e| e.1 & (1 << mark as u8) != 0)
+        g.map
+            .get(&index)
+            .is_some_and(|e| e.1 & (1 << mark as u8) != 0)
     }
-    pub fn iter_marked<'g>(&self, start: u64, mark: Mark, guard: &'g Guard) -> std::vec::IntoIter<(u64, &'g T)> {
+    pub fn iter_marked<'g>(
+        &self,
+        start: u64,
+        mark: Mark,
+        guard: &'g Guard,
+    ) -> std::vec::IntoIter<(u64, &'g T)> {
         let g = self.inner.lock().unwrap();
         g.map
             .range(start..)

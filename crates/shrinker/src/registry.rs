@@ -1,0 +1,1021 @@
+//! The registry: the IDR of shrinkers, their lifecycle, and `shrink_slab`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
+use unishrink_shrinker_info::{InfoError, ShrinkerInfo};
+use unishrink_xarray::{pin, AllocError, XArray};
+
+use crate::refcount::ActiveRef;
+use crate::scan::{
+    do_shrink_slab, panic_message, DeferredCounter, ScanOutcome, ScanParams, ScanTrace, Shrink,
+    ShrinkControl, DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
+};
+use crate::stats::{ShrinkerStats, StatsSnapshot};
+use crate::sync::{fence, AtomicU8};
+
+/// A shrinker's id: its index in the registry's IDR and its bit in every
+/// shrinker_info.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShrinkerId(pub u32);
+
+impl fmt::Display for ShrinkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Shrinker flags (the kernel's `SHRINKER_*`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ShrinkerFlags(u8);
+
+impl ShrinkerFlags {
+    /// No flags: a global, node-agnostic shrinker.
+    pub const NONE: Self = Self(0);
+    /// Objects are charged to memcgs; called per memcg.
+    pub const MEMCG_AWARE: Self = Self(1);
+    /// Objects are kept per node; otherwise always called with node 0.
+    pub const NUMA_AWARE: Self = Self(2);
+    /// Called for non-root memcgs even when kmem accounting is off.
+    pub const NONSLAB: Self = Self(4);
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// `self` without the flags of `other`.
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+}
+
+impl std::ops::BitOr for ShrinkerFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for ShrinkerFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names = Vec::new();
+        for (flag, name) in [
+            (Self::MEMCG_AWARE, "MEMCG_AWARE"),
+            (Self::NUMA_AWARE, "NUMA_AWARE"),
+            (Self::NONSLAB, "NONSLAB"),
+        ] {
+            if self.contains(flag) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            f.write_str("NONE")
+        } else {
+            f.write_str(&names.join(" | "))
+        }
+    }
+}
+
+/// How a shrinker is configured: name, flags, seeks, batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShrinkerConfig {
+    /// Name shown in debug views and traces (the kernel's `name-id`).
+    pub name: String,
+    /// Flags.
+    pub flags: ShrinkerFlags,
+    /// Cost to recreate an object (default 2; 0 = free half of freeable).
+    pub seeks: u32,
+    /// Objects per scan call (default 128; 0 = default).
+    pub batch: u64,
+}
+
+impl ShrinkerConfig {
+    /// A global shrinker with default seeks and batch.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            flags: ShrinkerFlags::NONE,
+            seeks: DEFAULT_SEEKS,
+            batch: SHRINK_BATCH,
+        }
+    }
+    /// Sets the flags.
+    pub fn flags(mut self, flags: ShrinkerFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+    /// Sets `seeks`.
+    pub fn seeks(mut self, seeks: u32) -> Self {
+        self.seeks = seeks;
+        self
+    }
+    /// Sets `batch`.
+    pub fn batch(mut self, batch: u64) -> Self {
+        self.batch = batch;
+        self
+    }
+}
+
+/// Why a registry operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A memcg-level error: offline, foreign, node out of range, disabled…
+    Memcg(MemcgError),
+    /// Every shrinker id is in use.
+    IdSpaceExhausted,
+    /// Allocation failed while growing the IDR or shrinker_info; nothing changed.
+    OutOfMemory,
+    /// Priority above [`DEF_PRIORITY`].
+    InvalidPriority(u32),
+    /// No live shrinker has this id.
+    NoSuchShrinker(ShrinkerId),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memcg(e) => e.fmt(f),
+            Self::IdSpaceExhausted => f.write_str("shrinker id space exhausted"),
+            Self::OutOfMemory => f.write_str("out of memory growing shrinker state"),
+            Self::InvalidPriority(p) => {
+                write!(f, "priority {p} above DEF_PRIORITY ({DEF_PRIORITY})")
+            }
+            Self::NoSuchShrinker(id) => write!(f, "no shrinker with id {id}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Memcg(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<MemcgError> for Error {
+    fn from(e: MemcgError) -> Self {
+        match e {
+            MemcgError::OutOfMemory => Error::OutOfMemory,
+            e => Error::Memcg(e),
+        }
+    }
+}
+
+impl From<InfoError> for Error {
+    fn from(e: InfoError) -> Self {
+        match e {
+            InfoError::OutOfMemory => Error::OutOfMemory,
+            // Ids we pass are below map_nr_max by construction (invariant 1
+            // of unishrink-memcg); reaching this is a bug in this crate.
+            _ => Error::OutOfMemory,
+        }
+    }
+}
+
+/// A panic raised by a shrinker callback, caught by `shrink_slab`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackPanic {
+    /// The shrinker whose callback panicked.
+    pub id: ShrinkerId,
+    /// Its name.
+    pub name: String,
+    /// The panic message.
+    pub message: String,
+}
+
+/// What one `shrink_slab` call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShrinkReport {
+    /// Objects freed.
+    pub freed: u64,
+    /// Shrinkers whose callbacks ran.
+    pub visited: usize,
+    /// Panics raised by callbacks (the walk went on).
+    pub panics: Vec<CallbackPanic>,
+}
+
+/// Returned by [`RegisteredShrinker::free`].
+pub enum FreeError {
+    /// Called from inside one of this shrinker's own callbacks, where waiting
+    /// for the callbacks to finish would deadlock. The handle is given back;
+    /// dropping it there frees the shrinker asynchronously (the walk that
+    /// holds the last reference unpublishes it).
+    SelfFree(RegisteredShrinker),
+}
+
+impl fmt::Debug for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SelfFree(h) => f.debug_tuple("SelfFree").field(&h.id()).finish(),
+        }
+    }
+}
+
+impl fmt::Display for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SelfFree(h) => {
+                write!(f, "shrinker {} freed from inside its own callback", h.id())
+            }
+        }
+    }
+}
+
+impl std::error::Error for FreeError {}
+
+const ALLOCATED: u8 = 0;
+const REGISTERED: u8 = 1;
+const DYING: u8 = 2;
+
+pub(crate) struct ShrinkerInner {
+    /// Written once, under the writer lock, before any handle exists.
+    id: AtomicU32,
+    name: String,
+    /// Effective flags: MEMCG_AWARE is dropped when memcgs are off/disabled.
+    flags: ShrinkerFlags,
+    params: ScanParams,
+    state: AtomicU8,
+    active: ActiveRef,
+    /// Set when the handle was dropped inside the shrinker's own callback:
+    /// the walker that puts the last reference unpublishes it.
+    free_on_last_put: AtomicBool,
+    pub(crate) stats: ShrinkerStats,
+    shrink: Box<dyn Shrink>,
+}
+
+impl ShrinkerInner {
+    fn id(&self) -> ShrinkerId {
+        ShrinkerId(self.id.load(Ordering::Relaxed))
+    }
+    fn memcg_aware(&self) -> bool {
+        self.flags.contains(ShrinkerFlags::MEMCG_AWARE)
+    }
+    fn numa_aware(&self) -> bool {
+        self.flags.contains(ShrinkerFlags::NUMA_AWARE)
+    }
+    /// Whether this shrinker may legitimately have its bit in `memcg`'s map of `nid`.
+    fn belongs(&self, memcg: &Memcg, nid: usize) -> bool {
+        (self.memcg_aware() || memcg.is_root()) && (self.numa_aware() || nid == 0)
+    }
+}
+
+thread_local! {
+    /// Shrinkers whose callbacks this thread is running right now (the
+    /// kernel would ask `current`); used to refuse a self-free that would
+    /// wait for itself.
+    static IN_CALLBACK: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn in_own_callback(inner: &ShrinkerInner) -> bool {
+    let me = inner as *const ShrinkerInner as usize;
+    IN_CALLBACK.with(|s| s.borrow().contains(&me))
+}
+
+struct CallbackScope(usize);
+
+impl CallbackScope {
+    fn enter(inner: &ShrinkerInner) -> Self {
+        let me = inner as *const ShrinkerInner as usize;
+        IN_CALLBACK.with(|s| s.borrow_mut().push(me));
+        Self(me)
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        IN_CALLBACK.with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(pos) = s.iter().rposition(|&p| p == self.0) {
+                s.remove(pos);
+            }
+        });
+    }
+}
+
+struct Shared {
+    tree: MemcgTree,
+    idr: XArray<ShrinkerInner>,
+    /// Serializes alloc, register, unpublish and root onlining. Never taken
+    /// by a reclaim walk, so registration never waits for reclaim.
+    writer: Mutex<()>,
+    max_id: u32,
+}
+
+/// The shrinker registry: one IDR of shrinkers over one memcg tree, and the
+/// single `shrink_slab`. Cheap to clone (clones share the registry).
+#[derive(Clone)]
+pub struct Registry {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("shrinkers", &self.shared.idr.len())
+            .field("memcgs", &self.shared.tree)
+            .finish()
+    }
+}
+
+/// Default upper bound of shrinker ids (the kernel's IDR takes any int).
+pub const DEFAULT_MAX_SHRINKER_ID: u32 = (1 << 24) - 1;
+
+impl Registry {
+    /// A registry over a new memcg tree. The root is not online yet (boot
+    /// path): shrinkers can be allocated and registered right away, and
+    /// [`Registry::online_root`] brings the root up sized for all of them.
+    pub fn new(config: MemcgConfig) -> Self {
+        Self::with_max_id(config, DEFAULT_MAX_SHRINKER_ID)
+    }
+
+    /// Like [`Registry::new`], with shrinker ids limited to `0..=max_id`.
+    pub fn with_max_id(config: MemcgConfig, max_id: u32) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                tree: MemcgTree::new(config),
+                idr: XArray::new(),
+                writer: Mutex::new(()),
+                max_id,
+            }),
+        }
+    }
+
+    /// The memcg tree.
+    pub fn memcgs(&self) -> &MemcgTree {
+        &self.shared.tree
+    }
+
+    /// The root memcg, once online.
+    pub fn root(&self) -> Option<Memcg> {
+        self.shared.tree.root().cloned()
+    }
+
+    /// Brings the root (or the dummy root) online, sized for every shrinker
+    /// id given out so far, with the sticky bits of every global shrinker set.
+    pub fn online_root(&self) -> Result<Memcg, Error> {
+        let _w = self.shared.writer.lock();
+        let root = self.shared.tree.online_root()?;
+        let guard = pin();
+        for (_, s) in self.shared.idr.iter(0, &guard) {
+            if !s.memcg_aware() && s.state.load(Ordering::Acquire) != DYING {
+                Self::set_sticky(&root, s)?;
+            }
+        }
+        Ok(root)
+    }
+
+    /// Creates a child memcg (an error when memcgs are compiled out or disabled).
+    pub fn create_memcg(&self, parent: &Memcg) -> Result<Memcg, Error> {
+        Ok(self.shared.tree.create(parent)?)
+    }
+
+    /// Takes a memcg offline: walks skip it, its deferred work moves to the parent.
+    pub fn offline_memcg(&self, memcg: &Memcg) -> Result<(), Error> {
+        Ok(self.shared.tree.offline(memcg)?)
+    }
+
+    fn set_sticky(root: &Memcg, s: &ShrinkerInner) -> Result<(), Error> {
+        let id = s.id().0 as usize;
+        let nodes = if s.numa_aware() { root.nr_nodes() } else { 1 };
+        for nid in 0..nodes {
+            root.shrinker_info(nid)?.set_bit(id)?;
+        }
+        Ok(())
+    }
+
+    /// Allocates a shrinker: gives it the lowest free id and grows every
+    /// memcg's shrinker_info if the id is beyond capacity. It is not called
+    /// until [`AllocatedShrinker::register`]. On failure the id is released.
+    pub fn alloc<S: Shrink>(
+        &self,
+        config: ShrinkerConfig,
+        shrink: S,
+    ) -> Result<AllocatedShrinker, Error> {
+        let mut flags = config.flags;
+        if self.shared.tree.is_disabled() {
+            // As in the kernel: without memcgs a memcg-aware shrinker is global.
+            flags = flags.without(ShrinkerFlags::MEMCG_AWARE);
+        }
+        let inner = Arc::new(ShrinkerInner {
+            id: AtomicU32::new(u32::MAX),
+            name: config.name,
+            flags,
+            params: ScanParams {
+                seeks: config.seeks,
+                batch: config.batch,
+            },
+            state: AtomicU8::new(ALLOCATED),
+            active: ActiveRef::new(),
+            free_on_last_put: AtomicBool::new(false),
+            stats: ShrinkerStats::default(),
+            shrink: Box::new(shrink),
+        });
+        let _w = self.shared.writer.lock();
+        let id = self
+            .shared
+            .idr
+            .alloc(inner.clone(), 0..=u64::from(self.shared.max_id))
+            .map_err(|e| match e {
+                AllocError::Full | AllocError::EmptyRange => Error::IdSpaceExhausted,
+                _ => Error::OutOfMemory,
+            })?;
+        inner.id.store(id as u32, Ordering::Relaxed);
+        let grown = self
+            .shared
+            .tree
+            .expand_all(id as usize + 1)
+            .map_err(Error::from)
+            .and_then(|()| {
+                // The sticky root bit is set now, while failure can still be
+                // reported; walkers skip a shrinker that is only allocated.
+                match self.shared.tree.root() {
+                    Some(root) if !inner.memcg_aware() => Self::set_sticky(root, &inner),
+                    _ => Ok(()),
+                }
+            });
+        if let Err(e) = grown {
+            self.shared.idr.erase(id);
+            return Err(e);
+        }
+        Ok(AllocatedShrinker {
+            inner: Some(inner),
+            registry: self.clone(),
+        })
+    }
+
+    /// Marks `id` as possibly having objects in `(memcg, nid)` — what a cache
+    /// calls when it adds the first object there. Issues a full barrier before
+    /// setting the bit (pairs with the SHRINK_EMPTY clear-and-recount).
+    /// Global shrinkers are always reachable from the root (sticky bit), so
+    /// this is a no-op for them; NUMA-unaware shrinkers use node 0.
+    pub fn set_shrinker_bit(&self, memcg: &Memcg, nid: usize, id: ShrinkerId) -> Result<(), Error> {
+        self.check_memcg(memcg, nid)?;
+        let guard = pin();
+        let s = self
+            .shared
+            .idr
+            .load(u64::from(id.0), &guard)
+            .filter(|s| s.state.load(Ordering::Acquire) != DYING)
+            .ok_or(Error::NoSuchShrinker(id))?;
+        if !s.memcg_aware() {
+            return Ok(());
+        }
+        if !memcg.is_online() {
+            return Err(Error::Memcg(MemcgError::Offline(memcg.id())));
+        }
+        let nid = if s.numa_aware() { nid } else { 0 };
+        memcg.shrinker_info(nid)?.set_bit(id.0 as usize)?;
+        Ok(())
+    }
+
+    fn check_memcg(&self, memcg: &Memcg, nid: usize) -> Result<(), Error> {
+        if !self.shared.tree.owns(memcg) {
+            return Err(Error::Memcg(MemcgError::ForeignMemcg));
+        }
+        if nid >= memcg.nr_nodes() {
+            return Err(Error::Memcg(MemcgError::NodeOutOfRange {
+                nid,
+                nr_nodes: memcg.nr_nodes(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// The one reclaim walk: calls every shrinker whose bit is set in
+    /// `memcg`'s shrinker_info for `nid`, at `priority` (12 gentle … 0 all).
+    /// Serves the root (global shrinkers have sticky bits there) and every
+    /// other memcg alike. Takes no lock: ids are looked up in the RCU IDR, a
+    /// reference is taken with `try_get`, and the callbacks run outside the
+    /// read section. Offline memcgs are skipped (nothing freed).
+    pub fn shrink_slab(
+        &self,
+        memcg: &Memcg,
+        nid: usize,
+        priority: u32,
+    ) -> Result<ShrinkReport, Error> {
+        if priority > DEF_PRIORITY {
+            return Err(Error::InvalidPriority(priority));
+        }
+        self.check_memcg(memcg, nid)?;
+        let mut report = ShrinkReport::default();
+        if !memcg.is_online() {
+            return Ok(report);
+        }
+        let info = memcg.shrinker_info(nid)?;
+        let kmem = self.shared.tree.kmem_enabled();
+        for id in info.iter_set_bits() {
+            let guard = pin();
+            let Some(s) = self.shared.idr.load(id as u64, &guard) else {
+                drop(guard);
+                self.clear_and_recheck(info, memcg, nid, id);
+                continue;
+            };
+            match s.state.load(Ordering::Acquire) {
+                // Objects may be added before registration: keep the bit.
+                ALLOCATED => continue,
+                DYING => {
+                    drop(guard);
+                    self.clear_and_recheck(info, memcg, nid, id);
+                    continue;
+                }
+                _ => {}
+            }
+            if !s.belongs(memcg, nid) {
+                // Left over from a previous owner of this id.
+                drop(guard);
+                self.clear_and_recheck(info, memcg, nid, id);
+                continue;
+            }
+            if s.memcg_aware()
+                && !memcg.is_root()
+                && !kmem
+                && !s.flags.contains(ShrinkerFlags::NONSLAB)
+            {
+                continue;
+            }
+            if !s.active.try_get() {
+                drop(guard);
+                self.clear_and_recheck(info, memcg, nid, id);
+                continue;
+            }
+            let ptr: *const ShrinkerInner = s;
+            drop(guard);
+            // SAFETY: try_get succeeded, so the active count is > 0 until our
+            // `put` below. A shrinker is erased from the IDR (and its memory
+            // handed to the epoch collector) only after its count reached
+            // zero (`RegisteredShrinker::free` waits for it; the async path
+            // unpublishes at the last put), so the IDR's strong reference keeps
+            // `*ptr` alive while we hold the count, even outside the guard.
+            // Checked by tests/lifecycle.rs and the loom model
+            // tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
+            let s = unsafe { &*ptr };
+            report.visited += 1;
+            report.freed = report.freed.saturating_add(self.shrink_one(
+                s,
+                info,
+                memcg,
+                nid,
+                priority,
+                &mut report,
+            ));
+            self.put(s);
+        }
+        Ok(report)
+    }
+
+    /// Runs `do_shrink_slab` for one referenced shrinker, with the
+    /// SHRINK_EMPTY protocol for non-sticky bits.
+    fn shrink_one(
+        &self,
+        s: &ShrinkerInner,
+        info: &ShrinkerInfo,
+        memcg: &Memcg,
+        nid: usize,
+        priority: u32,
+        report: &mut ShrinkReport,
+    ) -> u64 {
+        let id = s.id().0 as usize;
+        let first = self.run(s, info, memcg, nid, priority, report);
+        match first {
+            Some(freed) => freed,
+            None if !s.memcg_aware() => 0, // global: the root bit is sticky
+            None => {
+                info.clear_bit(id);
+                // Pairs with the fence in set_bit: either the recount below
+                // sees the object a racing add published, or that add's
+                // set_bit comes after our clear.
+                fence(Ordering::SeqCst);
+                match self.run(s, info, memcg, nid, priority, report) {
+                    None => 0,
+                    Some(freed) => {
+                        s.stats.record_bit_restore();
+                        // Cannot fail: the unit exists (we just cleared a bit in it).
+                        let _ = info.set_bit(id);
+                        freed
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `do_shrink_slab`; `None` means SHRINK_EMPTY.
+    fn run(
+        &self,
+        s: &ShrinkerInner,
+        info: &ShrinkerInfo,
+        memcg: &Memcg,
+        nid: usize,
+        priority: u32,
+        report: &mut ShrinkReport,
+    ) -> Option<u64> {
+        let deferred = InfoDeferred {
+            info,
+            id: s.id().0 as usize,
+        };
+        let mut sc = ShrinkControl {
+            memcg,
+            nid,
+            nr_to_scan: 0,
+            nr_scanned: 0,
+        };
+        let outcome = {
+            let _scope = CallbackScope::enter(s);
+            do_shrink_slab(&*s.shrink, s.params, &mut sc, priority, &deferred)
+        };
+        let (trace, freed) = match outcome {
+            ScanOutcome::Empty => {
+                s.stats.record_empty();
+                crate::trace::empty(s.id(), &s.name, memcg, nid, priority);
+                return None;
+            }
+            ScanOutcome::Done(t) => (t, t.freed),
+            ScanOutcome::Panicked(t, payload) => {
+                report.panics.push(CallbackPanic {
+                    id: s.id(),
+                    name: s.name.clone(),
+                    message: panic_message(&*payload),
+                });
+                s.stats.record_panic();
+                (t, t.freed)
+            }
+        };
+        s.stats.record(&trace);
+        crate::trace::scanned(s.id(), &s.name, memcg, nid, priority, &trace);
+        Some(freed)
+    }
+
+    /// A bit whose shrinker is gone (or not ours): clear it, then look again
+    /// after a full barrier and restore it if a live owner appeared — the same
+    /// clear-then-recheck that SHRINK_EMPTY uses, so a racing registration or
+    /// set_shrinker_bit is never lost.
+    fn clear_and_recheck(&self, info: &ShrinkerInfo, memcg: &Memcg, nid: usize, id: usize) {
+        info.clear_bit(id);
+        fence(Ordering::SeqCst);
+        let guard = pin();
+        if let Some(s) = self.shared.idr.load(id as u64, &guard) {
+            if s.state.load(Ordering::Acquire) != DYING && s.belongs(memcg, nid) {
+                let _ = info.set_bit(id);
+            }
+        }
+    }
+
+    fn put(&self, s: &ShrinkerInner) {
+        if s.active.put() && s.free_on_last_put.load(Ordering::Acquire) {
+            self.unpublish(s);
+        }
+    }
+
+    /// Removes `s` from the IDR. Its memory is freed after a grace period
+    /// (readers may still hold the pointer they loaded).
+    fn unpublish(&self, s: &ShrinkerInner) {
+        let _w = self.shared.writer.lock();
+        let id = u64::from(s.id().0);
+        let guard = pin();
+        let ours = self
+            .shared
+            .idr
+            .load(id, &guard)
+            .is_some_and(|cur| std::ptr::eq(cur, s));
+        drop(guard);
+        if ours {
+            self.shared.idr.erase(id);
+        }
+    }
+
+    /// Number of shrinkers allocated or registered.
+    pub fn len(&self) -> usize {
+        self.shared.idr.len()
+    }
+
+    /// Whether no shrinker is allocated.
+    pub fn is_empty(&self) -> bool {
+        self.shared.idr.is_empty()
+    }
+
+    /// A snapshot of every live shrinker (allocated or registered).
+    pub fn shrinkers(&self) -> Vec<ShrinkerSnapshot> {
+        let guard = pin();
+        self.shared
+            .idr
+            .iter(0, &guard)
+            .filter(|(_, s)| s.state.load(Ordering::Acquire) != DYING)
+            .map(|(_, s)| ShrinkerSnapshot {
+                id: s.id(),
+                name: s.name.clone(),
+                flags: s.flags,
+                seeks: s.params.seeks,
+                batch: s.params.batch,
+                registered: s.state.load(Ordering::Acquire) == REGISTERED,
+                stats: s.stats.snapshot(),
+            })
+            .collect()
+    }
+
+    /// Calls `f` with a reference on shrinker `id` held (as a walk would), or
+    /// returns `NoSuchShrinker` if it is not registered.
+    pub(crate) fn with_shrinker<R>(
+        &self,
+        id: ShrinkerId,
+        f: impl FnOnce(&Self, &ShrinkerInner) -> R,
+    ) -> Result<R, Error> {
+        let guard = pin();
+        let s = self
+            .shared
+            .idr
+            .load(u64::from(id.0), &guard)
+            .ok_or(Error::NoSuchShrinker(id))?;
+        if !s.active.try_get() {
+            return Err(Error::NoSuchShrinker(id));
+        }
+        let ptr: *const ShrinkerInner = s;
+        drop(guard);
+        // SAFETY: as in `shrink_slab`: the active reference keeps the shrinker
+        // published, hence alive, until the `put` below.
+        let s = unsafe { &*ptr };
+        let r = f(self, s);
+        self.put(s);
+        Ok(r)
+    }
+
+    /// `count_objects` of shrinker `id` on one (memcg, node), like the
+    /// kernel's debugfs `count` file. `None` means SHRINK_EMPTY.
+    pub fn count_one(
+        &self,
+        id: ShrinkerId,
+        memcg: &Memcg,
+        nid: usize,
+    ) -> Result<Option<u64>, Error> {
+        self.check_memcg(memcg, nid)?;
+        self.with_shrinker(id, |_, s| {
+            let sc = ShrinkControl {
+                memcg,
+                nid,
+                nr_to_scan: 0,
+                nr_scanned: 0,
+            };
+            let _scope = CallbackScope::enter(s);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.shrink.count_objects(&sc)
+            })) {
+                Ok(crate::Count::Empty) => Ok(None),
+                Ok(crate::Count::Objects(n)) => Ok(Some(n)),
+                Err(_) => Ok(None),
+            }
+        })?
+    }
+
+    /// Asks shrinker `id` to scan `nr_to_scan` objects on one (memcg, node),
+    /// like the kernel's debugfs `scan` file. Returns the freed count
+    /// (`None` for SHRINK_STOP).
+    pub fn scan_one(
+        &self,
+        id: ShrinkerId,
+        memcg: &Memcg,
+        nid: usize,
+        nr_to_scan: u64,
+    ) -> Result<Option<u64>, Error> {
+        self.check_memcg(memcg, nid)?;
+        self.with_shrinker(id, |_, s| {
+            let mut sc = ShrinkControl {
+                memcg,
+                nid,
+                nr_to_scan,
+                nr_scanned: nr_to_scan,
+            };
+            let _scope = CallbackScope::enter(s);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.shrink.scan_objects(&mut sc)
+            }));
+            let trace = ScanTrace {
+                total_scan: nr_to_scan,
+                scanned: sc.nr_scanned,
+                freed: match r {
+                    Ok(crate::Scan::Freed(n)) => n,
+                    _ => 0,
+                },
+                ..ScanTrace::default()
+            };
+            s.stats.record(&trace);
+            match r {
+                Ok(crate::Scan::Freed(n)) => Some(n),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// The deferred counter of one id in one shrinker_info.
+struct InfoDeferred<'a> {
+    info: &'a ShrinkerInfo,
+    id: usize,
+}
+
+impl DeferredCounter for InfoDeferred<'_> {
+    fn xchg(&self) -> u64 {
+        self.info.xchg_nr_deferred(self.id)
+    }
+    fn add(&self, delta: u64) -> u64 {
+        // Allocation failure of the counter block drops this pass's deferred
+        // work: the next pass recomputes it from `freeable`.
+        self.info.add_nr_deferred(self.id, delta).unwrap_or(0)
+    }
+}
+
+/// A serializable view of one shrinker (the kernel's debugfs directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShrinkerSnapshot {
+    /// Id.
+    pub id: ShrinkerId,
+    /// Name.
+    pub name: String,
+    /// Effective flags.
+    pub flags: ShrinkerFlags,
+    /// Seeks.
+    pub seeks: u32,
+    /// Batch.
+    pub batch: u64,
+    /// Whether registered (else only allocated).
+    pub registered: bool,
+    /// Counters.
+    pub stats: StatsSnapshot,
+}
+
+/// A shrinker with an id that is not called yet. Register it with
+/// [`AllocatedShrinker::register`]; dropping it releases the id.
+pub struct AllocatedShrinker {
+    inner: Option<Arc<ShrinkerInner>>,
+    registry: Registry,
+}
+
+impl fmt::Debug for AllocatedShrinker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllocatedShrinker")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+impl AllocatedShrinker {
+    fn inner(&self) -> &ShrinkerInner {
+        self.inner.as_deref().expect("present until consumed")
+    }
+
+    /// The id.
+    pub fn id(&self) -> ShrinkerId {
+        self.inner().id()
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.inner().name
+    }
+
+    /// Effective flags (MEMCG_AWARE dropped when memcgs are off or disabled).
+    pub fn flags(&self) -> ShrinkerFlags {
+        self.inner().flags
+    }
+
+    /// Makes the shrinker visible to reclaim: its active count becomes 1.
+    pub fn register(mut self) -> RegisteredShrinker {
+        let inner = self.inner.take().expect("present until consumed");
+        {
+            let _w = self.registry.shared.writer.lock();
+            inner.active.init();
+            // Release: a walker that sees REGISTERED sees the count too.
+            inner.state.store(REGISTERED, Ordering::Release);
+        }
+        RegisteredShrinker {
+            inner: Some(inner),
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+impl Drop for AllocatedShrinker {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.state.store(DYING, Ordering::Release);
+            self.registry.unpublish(&inner);
+        }
+    }
+}
+
+/// A registered shrinker. [`RegisteredShrinker::free`] (or drop) unregisters
+/// it and waits until none of its callbacks runs; freeing twice cannot be
+/// written because `free` consumes the handle.
+pub struct RegisteredShrinker {
+    inner: Option<Arc<ShrinkerInner>>,
+    registry: Registry,
+}
+
+impl fmt::Debug for RegisteredShrinker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredShrinker")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+impl RegisteredShrinker {
+    fn inner(&self) -> &ShrinkerInner {
+        self.inner.as_deref().expect("present until consumed")
+    }
+
+    /// The id.
+    pub fn id(&self) -> ShrinkerId {
+        self.inner().id()
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.inner().name
+    }
+
+    /// Effective flags.
+    pub fn flags(&self) -> ShrinkerFlags {
+        self.inner().flags
+    }
+
+    /// The registry this shrinker belongs to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Shorthand for [`Registry::set_shrinker_bit`] with this shrinker's id.
+    pub fn set_bit(&self, memcg: &Memcg, nid: usize) -> Result<(), Error> {
+        self.registry.set_shrinker_bit(memcg, nid, self.id())
+    }
+
+    /// Counters of this shrinker.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner().stats.snapshot()
+    }
+
+    /// Unregisters and frees: drops the initial reference, waits until no
+    /// callback of this shrinker runs (callbacks of *other* shrinkers never
+    /// delay it), unpublishes the id, and leaves the memory to be freed after
+    /// a grace period. After it returns, no callback of this shrinker runs or
+    /// starts. Called from inside one of its own callbacks it refuses with
+    /// [`FreeError::SelfFree`] instead of deadlocking.
+    pub fn free(mut self) -> Result<(), FreeError> {
+        if in_own_callback(self.inner()) {
+            return Err(FreeError::SelfFree(self));
+        }
+        self.free_now();
+        Ok(())
+    }
+
+    fn free_now(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        inner.state.store(DYING, Ordering::Release);
+        inner.active.put();
+        inner.active.wait_for_zero();
+        self.registry.unpublish(&inner);
+    }
+}
+
+impl Drop for RegisteredShrinker {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.as_deref() else {
+            return;
+        };
+        if in_own_callback(inner) {
+            // Waiting here would wait for ourselves: hand the unpublish to
+            // whichever walk drops the last reference.
+            let inner = self.inner.take().expect("checked above");
+            inner.state.store(DYING, Ordering::Release);
+            inner.free_on_last_put.store(true, Ordering::Release);
+            if inner.active.put() {
+                self.registry.unpublish(&inner);
+            }
+        } else {
+            self.free_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_debug_and_ops() {
+        let f = ShrinkerFlags::MEMCG_AWARE | ShrinkerFlags::NUMA_AWARE;
+        assert!(f.contains(ShrinkerFlags::MEMCG_AWARE));
+        assert!(!f.contains(ShrinkerFlags::NONSLAB));
+        assert_eq!(format!("{f:?}"), "MEMCG_AWARE | NUMA_AWARE");
+        assert_eq!(format!("{:?}", f.without(f)), "NONE");
+    }
+}
