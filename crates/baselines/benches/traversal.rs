@@ -55,11 +55,14 @@ fn bench_design<D: Design>(c: &mut Criterion, d: D) {
 
 fn traversal(c: &mut Criterion) {
     let cfg = DesignConfig::default();
-    bench_design(c, Rwsem::new(cfg));
-    bench_design(c, Srcu::new(cfg));
-    bench_design(c, Split::new(cfg));
+    bench_design(c, Rwsem::new(cfg).expect("rwsem"));
+    bench_design(c, Srcu::new(cfg).expect("srcu"));
+    bench_design(c, Split::new(cfg).expect("split"));
     #[cfg(feature = "unified")]
-    bench_design(c, unishrink_baselines::unified::Unified::new(cfg));
+    bench_design(
+        c,
+        unishrink_baselines::unified::Unified::new(cfg).expect("unified"),
+    );
 }
 
 criterion_group!(benches, traversal);

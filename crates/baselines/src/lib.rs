@@ -35,7 +35,7 @@
 //! use std::sync::Arc;
 //! use unishrink_baselines::{split::Split, Design, DesignConfig, ShrinkerSpec, Count, Scan};
 //!
-//! let d = Split::new(DesignConfig::default());
+//! let d = Split::new(DesignConfig::default()).unwrap();
 //! let child = d.create_memcg(&d.root()).unwrap();
 //! let cb = unishrink_baselines::from_fns(|_| Count::Objects(1000), |sc| Scan::Freed(sc.nr_to_scan));
 //! let s = d.register(&ShrinkerSpec::new("demo").memcg_aware(true), cb).unwrap();
@@ -240,7 +240,7 @@ pub trait Design: Send + Sync + Sized + 'static {
     type Shrinker: Send + Sync + 'static;
 
     /// Build an empty instance with its root memcg online.
-    fn new(cfg: DesignConfig) -> Self;
+    fn new(cfg: DesignConfig) -> Result<Self, Error>;
     /// Short name for reports (`"rwsem"`, `"srcu"`, `"split"`, `"unified"`, ...).
     fn name(&self) -> &'static str;
     /// The root memcg.

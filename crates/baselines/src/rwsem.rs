@@ -60,27 +60,30 @@ pub struct RwHandle {
 }
 
 impl Rwsem {
-    fn build(cfg: DesignConfig, bitmap: bool) -> Self {
+    fn build(cfg: DesignConfig, bitmap: bool) -> Result<Self, Error> {
+        if cfg.nr_nodes == 0 {
+            return Err(Error::NoNodes);
+        }
         let token = Arc::new(());
         let owner = Arc::as_ptr(&token) as usize;
-        let nr_nodes = cfg.nr_nodes.max(1);
+        let nr_nodes = cfg.nr_nodes;
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
         let state = State {
             memcgs: vec![root.clone()],
             next_memcg_id: 1,
             ..State::default()
         };
-        Self {
+        Ok(Self {
             nr_nodes,
             bitmap,
             lock: RwLock::new(state),
             root,
             token,
-        }
+        })
     }
 
     /// The pre-bitmap kernel: every memcg walk visits every memcg-aware shrinker.
-    pub fn nobitmap(cfg: DesignConfig) -> Self {
+    pub fn nobitmap(cfg: DesignConfig) -> Result<Self, Error> {
         Self::build(cfg, false)
     }
 
@@ -157,7 +160,7 @@ impl Design for Rwsem {
     type Memcg = Memcg;
     type Shrinker = RwHandle;
 
-    fn new(cfg: DesignConfig) -> Self {
+    fn new(cfg: DesignConfig) -> Result<Self, Error> {
         Self::build(cfg, true)
     }
 

@@ -166,10 +166,13 @@ impl Design for Split {
     type Memcg = Memcg;
     type Shrinker = SplitHandle;
 
-    fn new(cfg: DesignConfig) -> Self {
+    fn new(cfg: DesignConfig) -> Result<Self, Error> {
+        if cfg.nr_nodes == 0 {
+            return Err(Error::NoNodes);
+        }
         let token = Arc::new(());
         let owner = Arc::as_ptr(&token) as usize;
-        let nr_nodes = cfg.nr_nodes.max(1);
+        let nr_nodes = cfg.nr_nodes;
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
         let w = Writer {
             ids: IdAllocator::default(),
@@ -177,7 +180,7 @@ impl Design for Split {
             memcgs: vec![root.clone()],
             next_memcg_id: 1,
         };
-        Self {
+        Ok(Self {
             nr_nodes,
             mutex: Mutex::new(w),
             list: RcuList::new(),
@@ -186,7 +189,7 @@ impl Design for Split {
             token,
             #[cfg(test)]
             waiting_frees: Default::default(),
-        }
+        })
     }
 
     fn name(&self) -> &'static str {

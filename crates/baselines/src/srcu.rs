@@ -142,10 +142,13 @@ impl Design for Srcu {
     type Memcg = Memcg;
     type Shrinker = SrcuHandle;
 
-    fn new(cfg: DesignConfig) -> Self {
+    fn new(cfg: DesignConfig) -> Result<Self, Error> {
+        if cfg.nr_nodes == 0 {
+            return Err(Error::NoNodes);
+        }
         let token = Arc::new(());
         let owner = Arc::as_ptr(&token) as usize;
-        let nr_nodes = cfg.nr_nodes.max(1);
+        let nr_nodes = cfg.nr_nodes;
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
         let w = Writer {
             ids: IdAllocator::default(),
@@ -153,7 +156,7 @@ impl Design for Srcu {
             memcgs: vec![root.clone()],
             next_memcg_id: 1,
         };
-        Self {
+        Ok(Self {
             nr_nodes,
             mutex: Mutex::new(w),
             srcu: SrcuLock::new(),
@@ -161,7 +164,7 @@ impl Design for Srcu {
             idr: IdTable::new(),
             root,
             token,
-        }
+        })
     }
 
     fn name(&self) -> &'static str {

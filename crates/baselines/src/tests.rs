@@ -48,7 +48,9 @@ fn worked_example<D: Design>(d: D, expect_child: u64) {
     let a = d.register(&mc, cache(cid, 1000)).unwrap();
     let b = d.register(&mc, cache(cid, 200)).unwrap();
     let c = d.register(&mc, cache(cid, 50)).unwrap();
-    let g = d.register(&ShrinkerSpec::new("g"), cache(0, 77)).unwrap();
+    let g = d
+        .register(&ShrinkerSpec::new("g"), cache(d.memcg_id(&d.root()), 77))
+        .unwrap();
     d.set_shrinker_bit(&child, 0, &a).unwrap();
     d.set_shrinker_bit(&child, 0, &b).unwrap();
     assert_eq!(
@@ -70,7 +72,10 @@ fn worked_example<D: Design>(d: D, expect_child: u64) {
         d.name()
     );
     assert_eq!(d.shrinker_id(&a), Some(0));
-    assert_eq!(d.shrinker_id(&g), None);
+    if d.name() != "unified" {
+        // Only the unified design gives global shrinkers an id.
+        assert_eq!(d.shrinker_id(&g), None);
+    }
     for s in [a, b, c, g] {
         d.free(s).unwrap();
     }
@@ -79,27 +84,36 @@ fn worked_example<D: Design>(d: D, expect_child: u64) {
 
 #[test]
 fn rwsem_frees_worked_example() {
-    worked_example(Rwsem::new(DesignConfig::default()), 1200);
+    worked_example(Rwsem::new(DesignConfig::default()).unwrap(), 1200);
 }
 
 #[test]
 fn nobitmap_frees_worked_example() {
-    worked_example(Rwsem::nobitmap(DesignConfig::default()), 1250);
+    worked_example(Rwsem::nobitmap(DesignConfig::default()).unwrap(), 1250);
 }
 
 #[test]
 fn srcu_frees_worked_example() {
-    worked_example(Srcu::new(DesignConfig::default()), 1200);
+    worked_example(Srcu::new(DesignConfig::default()).unwrap(), 1200);
 }
 
 #[test]
 fn split_frees_worked_example() {
-    worked_example(Split::new(DesignConfig::default()), 1200);
+    worked_example(Split::new(DesignConfig::default()).unwrap(), 1200);
+}
+
+#[cfg(feature = "unified")]
+#[test]
+fn unified_frees_worked_example() {
+    worked_example(
+        crate::unified::Unified::new(DesignConfig::default()).unwrap(),
+        1200,
+    );
 }
 
 #[test]
 fn bad_arguments_are_errors() {
-    let d = Split::new(DesignConfig::default());
+    let d = Split::new(DesignConfig::default()).unwrap();
     assert_eq!(
         d.shrink_slab(&d.root(), 0, 13),
         Err(crate::Error::BadPriority(13))
@@ -108,7 +122,7 @@ fn bad_arguments_are_errors() {
         d.shrink_slab(&d.root(), 1, 0),
         Err(crate::Error::BadNode(1))
     );
-    let other = Split::new(DesignConfig::default());
+    let other = Split::new(DesignConfig::default()).unwrap();
     let s = other
         .register(&ShrinkerSpec::new("x"), cache(0, 1))
         .unwrap();
@@ -122,7 +136,7 @@ fn bad_arguments_are_errors() {
 /// Ids are lowest-free and shrinker_info grows for a memcg created earlier.
 #[test]
 fn ids_reuse_and_info_grows() {
-    let d = Split::new(DesignConfig::default());
+    let d = Split::new(DesignConfig::default()).unwrap();
     let child = d.create_memcg(&d.root()).unwrap();
     let spec = ShrinkerSpec::new("mc").memcg_aware(true);
     let v: Vec<_> = (0..130)
@@ -198,7 +212,7 @@ const HANG: Duration = Duration::from_secs(60);
 
 #[test]
 fn split_free_waits_for_running_callback() {
-    let d = Arc::new(Split::new(DesignConfig::default()));
+    let d = Arc::new(Split::new(DesignConfig::default()).unwrap());
     let child = d.create_memcg(&d.root()).unwrap();
     let Blocking {
         cb,
@@ -248,7 +262,7 @@ fn split_free_waits_for_running_callback() {
 /// `split`: freeing another shrinker is not delayed by a blocked callback.
 #[test]
 fn split_free_ignores_other_shrinkers() {
-    let d = Arc::new(Split::new(DesignConfig::default()));
+    let d = Arc::new(Split::new(DesignConfig::default()).unwrap());
     let child = d.create_memcg(&d.root()).unwrap();
     let Blocking {
         cb,
@@ -283,7 +297,7 @@ fn split_free_ignores_other_shrinkers() {
 
 #[test]
 fn srcu_free_waits_for_every_reader() {
-    let d = Arc::new(Srcu::new(DesignConfig::default()));
+    let d = Arc::new(Srcu::new(DesignConfig::default()).unwrap());
     let child = d.create_memcg(&d.root()).unwrap();
     let Blocking {
         cb,
@@ -331,7 +345,7 @@ fn srcu_free_waits_for_every_reader() {
 
 #[test]
 fn rwsem_try_read_bails_out_when_writer_waits() {
-    let d = Arc::new(Rwsem::new(DesignConfig::default()));
+    let d = Arc::new(Rwsem::new(DesignConfig::default()).unwrap());
     let child = d.create_memcg(&d.root()).unwrap();
     let cid = d.memcg_id(&child);
     let Blocking {
@@ -419,15 +433,15 @@ fn churn<D: Design>(d: Arc<D>) {
 
 #[test]
 fn churn_split() {
-    churn(Arc::new(Split::new(DesignConfig::default())));
+    churn(Arc::new(Split::new(DesignConfig::default()).unwrap()));
 }
 
 #[test]
 fn churn_srcu() {
-    churn(Arc::new(Srcu::new(DesignConfig::default())));
+    churn(Arc::new(Srcu::new(DesignConfig::default()).unwrap()));
 }
 
 #[test]
 fn churn_rwsem() {
-    churn(Arc::new(Rwsem::new(DesignConfig::default())));
+    churn(Arc::new(Rwsem::new(DesignConfig::default()).unwrap()));
 }

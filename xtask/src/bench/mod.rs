@@ -25,6 +25,7 @@ use unishrink_baselines::rwsem::Rwsem;
 use unishrink_baselines::split::Split;
 use unishrink_baselines::srcu::Srcu;
 use unishrink_baselines::Design;
+use workloads::Make;
 
 /// Sizes and time budgets of one run.
 #[derive(Clone, Debug, Serialize)]
@@ -181,12 +182,13 @@ pub(crate) struct Results {
 type R<T> = Result<T, String>;
 
 fn run_design<D: Design>(
-    make: &dyn Fn() -> D,
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     res: &mut Results,
 ) -> R<()> {
-    res.designs.push(make().name().into());
+    res.designs
+        .push(make().map_err(|e| e.to_string())?.name().into());
     workloads::traversal(make, p, prog, &mut res.traversal)?;
     workloads::registration(make, p, prog, &mut res.registration)?;
     workloads::blocked(
@@ -261,11 +263,16 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         &mut prog,
         &mut res.drop_caches,
     )?;
-    workloads::memory_flat(&rwsem, &p, &mut prog, &mut res.memory)?;
-    workloads::memory_flat(&srcu, &p, &mut prog, &mut res.memory)?;
-    workloads::memory_flat(&split, &p, &mut prog, &mut res.memory)?;
+    workloads::memory(&rwsem, &p, &mut prog, &mut res.memory)?;
+    workloads::memory(&srcu, &p, &mut prog, &mut res.memory)?;
+    workloads::memory(&split, &p, &mut prog, &mut res.memory)?;
     #[cfg(feature = "unified")]
-    workloads::memory_unified(&p, &mut prog, &mut res.memory)?;
+    workloads::memory(
+        &move || unishrink_baselines::unified::Unified::new(cfg),
+        &p,
+        &mut prog,
+        &mut res.memory,
+    )?;
 
     res.loadavg.push(loadavg());
     res.goals = report::goals(&res);

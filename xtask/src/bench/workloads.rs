@@ -17,6 +17,9 @@ use super::{
 
 type R<T> = Result<T, String>;
 
+/// Builds a fresh instance of a design.
+pub(crate) type Make<D> = dyn Fn() -> Result<D, unishrink_baselines::Error>;
+
 fn e<E: std::fmt::Display>(err: E) -> String {
     err.to_string()
 }
@@ -81,13 +84,13 @@ pub(crate) fn ns_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
 /// memcg and in the root. Measured from the largest `set_bits` down, freeing
 /// survivors in between (each smaller set is a subset of the previous one).
 pub(crate) fn traversal<D: Design>(
-    make: &dyn Fn() -> D,
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<Traversal>,
 ) -> R<()> {
     for &m in &p.map_nr_max {
-        let d = make();
+        let d = make().map_err(e)?;
         let root = d.root();
         let child = d.create_memcg(&root).map_err(e)?;
         prog.step(&format!(
@@ -153,12 +156,12 @@ pub(crate) fn traversal<D: Design>(
 /// Workload 2 (registration): alloc+register+free cycles per second with 100 other
 /// shrinkers registered, idle and while a reclaim thread walks continuously.
 pub(crate) fn registration<D: Design>(
-    make: &dyn Fn() -> D,
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<Registration>,
 ) -> R<()> {
-    let d = Arc::new(make());
+    let d = Arc::new(make().map_err(e)?);
     let root = d.root();
     let child = d.create_memcg(&root).map_err(e)?;
     let mut others = Vec::new();
@@ -248,13 +251,13 @@ fn reclaiming<D: Design>(
 /// Workload 3 (blocked shrinker): a shrinker's scan blocks for `p.block` inside a walk
 /// on another thread; meanwhile `p.blocked_cycles` register/free cycles.
 pub(crate) fn blocked<D: Design>(
-    make: &dyn Fn() -> D,
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<Blocked>,
     raw: &mut Vec<(String, Vec<f64>)>,
 ) -> R<()> {
-    let d = Arc::new(make());
+    let d = Arc::new(make().map_err(e)?);
     let root = d.root();
     let child = d.create_memcg(&root).map_err(e)?;
     let mut others = Vec::new();
@@ -360,7 +363,7 @@ const DROP_OBJECTS: u64 = 1000;
 /// holding objects only there (bit set only there) + 100 global shrinkers
 /// holding objects at the root; priority 12 → 0 over every memcg.
 pub(crate) fn drop_caches<D: Design>(
-    make: &dyn Fn() -> D,
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<DropCaches>,
@@ -377,12 +380,8 @@ pub(crate) fn drop_caches<D: Design>(
     Ok(())
 }
 
-fn drop_caches_once<D: Design>(
-    make: &dyn Fn() -> D,
-    p: &Profile,
-    prog: &mut Progress,
-) -> R<DropCaches> {
-    let d = make();
+fn drop_caches_once<D: Design>(make: &Make<D>, p: &Profile, prog: &mut Progress) -> R<DropCaches> {
+    let d = make().map_err(e)?;
     let root = d.root();
     prog.step(&format!(
         "drop_caches {}: {} memcgs",
@@ -436,18 +435,19 @@ fn drop_caches_once<D: Design>(
     })
 }
 
-/// Workload 5 (memory) for the eager flat layout of the baselines: build `p.mem_memcgs`
-/// memcgs with `ids` ids and 2 used ids each, measure `info_bytes()`,
-/// scale to 10,000 memcgs.
-pub(crate) fn memory_flat<D: Design>(
-    make: &dyn Fn() -> D,
+/// Workload 5 (memory): 10,000 shrinker ids, then `p.mem_memcgs` memcgs
+/// with 2 used ids each, all through the design's own API; measure
+/// `info_bytes()` (for unified: `MemcgTree::shrinker_info_bytes`, the sum of
+/// `ShrinkerInfo::bytes()`), scale per memcg to 10,000 memcgs.
+pub(crate) fn memory<D: Design>(
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<Memory>,
 ) -> R<()> {
     const MEMCGS: usize = 10_000;
     const IDS: usize = 10_000;
-    let d = make();
+    let d = make().map_err(e)?;
     prog.step(&format!(
         "memory {}: {} memcgs x {IDS} ids",
         d.name(),
@@ -493,13 +493,13 @@ pub(crate) fn memory_flat<D: Design>(
 /// child memcg; ns per visited shrinker of `shrink_slab` vs a direct loop
 /// running the same callbacks through the same `do_shrink_slab`.
 pub(crate) fn visit_overhead<D: Design>(
-    make: &dyn Fn() -> D,
+    make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<VisitOverhead>,
 ) -> R<()> {
     for &n in &p.visit_sets {
-        let d = make();
+        let d = make().map_err(e)?;
         prog.step(&format!("visit_overhead {} set_bits={n}", d.name()));
         let child = d.create_memcg(&d.root()).map_err(e)?;
         let cb = counting(Arc::new(AtomicU64::new(0)));
