@@ -43,6 +43,9 @@ pub(crate) struct Profile {
     pub(crate) drop_memcgs: usize,
     pub(crate) mem_memcgs: usize,
     pub(crate) visit_sets: Vec<usize>,
+    /// Longest allowed setup (allocation of `map_nr_max` shrinkers) per size.
+    #[serde(serialize_with = "ser_dur")]
+    pub(crate) setup_budget: Duration,
 }
 
 fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -62,6 +65,7 @@ impl Profile {
             drop_memcgs: 1000,
             mem_memcgs: 1000,
             visit_sets: vec![16, 256, 4096],
+            setup_budget: Duration::from_secs(20),
         }
     }
 
@@ -74,6 +78,7 @@ impl Profile {
             blocked_cycles: 10_000,
             drop_memcgs: 4000,
             mem_memcgs: 10_000,
+            setup_budget: Duration::from_secs(300),
             ..Self::quick()
         }
     }
@@ -172,6 +177,8 @@ pub(crate) struct Results {
     pub(crate) memory: Vec<Memory>,
     pub(crate) visit_overhead: Vec<VisitOverhead>,
     pub(crate) goals: Vec<Goal>,
+    /// Measurements left out, with the reason.
+    pub(crate) skipped: Vec<String>,
     /// `/proc/loadavg` before and after the run (the machine is shared).
     pub(crate) loadavg: Vec<String>,
     /// Sorted per-cycle latencies of the blocked-shrinker run (for the plot).
@@ -189,7 +196,7 @@ fn run_design<D: Design>(
 ) -> R<()> {
     res.designs
         .push(make().map_err(|e| e.to_string())?.name().into());
-    workloads::traversal(make, p, prog, &mut res.traversal)?;
+    workloads::traversal(make, p, prog, &mut res.traversal, &mut res.skipped)?;
     workloads::registration(make, p, prog, &mut res.registration)?;
     workloads::blocked(
         make,
@@ -242,6 +249,7 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         memory: Vec::new(),
         visit_overhead: Vec::new(),
         goals: Vec::new(),
+        skipped: Vec::new(),
         loadavg: vec![loadavg()],
         blocked_raw: Vec::new(),
     };

@@ -237,6 +237,13 @@ pub(crate) fn markdown(res: &Results) -> String {
         );
     }
 
+    if !res.skipped.is_empty() {
+        let _ = writeln!(s, "\n## Skipped\n");
+        for k in &res.skipped {
+            let _ = writeln!(s, "- {k}");
+        }
+    }
+
     // goals
     let _ = writeln!(s, "\n## Goals\n");
     let _ = writeln!(s, "| goal | measured | result |");
@@ -261,7 +268,7 @@ fn goal(goal: &str, measured: Option<(String, bool)>) -> Goal {
         },
         None => Goal {
             goal: goal.into(),
-            measured: "n/a (unified not built)".into(),
+            measured: "n/a (unified not built, or the size was skipped)".into(),
             pass: None,
         },
     }

@@ -88,6 +88,7 @@ pub(crate) fn traversal<D: Design>(
     p: &Profile,
     prog: &mut Progress,
     out: &mut Vec<Traversal>,
+    skipped: &mut Vec<String>,
 ) -> R<()> {
     for &m in &p.map_nr_max {
         let d = make().map_err(e)?;
@@ -100,8 +101,33 @@ pub(crate) fn traversal<D: Design>(
         let visits = Arc::new(AtomicU64::new(0));
         let cb = counting(visits.clone());
         let mut hs: Vec<Option<D::Shrinker>> = Vec::with_capacity(m);
-        for _ in 0..m {
+        let t = Instant::now();
+        let mut too_slow = None;
+        for i in 0..m {
             hs.push(Some(d.register(&memcg_spec(), cb.clone()).map_err(e)?));
+            // A design whose registration is too slow for this size (e.g. a
+            // stand-in crate) is skipped at this size rather than stalling the run.
+            if i % 1024 == 1023 {
+                let projected = t.elapsed().as_secs_f64() * m as f64 / (i + 1) as f64;
+                if projected > p.setup_budget.as_secs_f64() {
+                    too_slow = Some(projected);
+                    break;
+                }
+            }
+        }
+        if let Some(projected) = too_slow {
+            let why = format!(
+                "traversal {} map_nr_max={m}: skipped, allocating {m} shrinkers would take ~{projected:.0} s \
+                 (budget {:.0} s)",
+                d.name(),
+                p.setup_budget.as_secs_f64()
+            );
+            prog.step(&why);
+            skipped.push(why);
+            for h in hs.into_iter().flatten() {
+                d.free(h).map_err(e)?;
+            }
+            continue;
         }
         let mut sets: Vec<usize> = p.set_bits.iter().copied().filter(|&s| s <= m).collect();
         sets.sort_unstable_by(|a, b| b.cmp(a));
@@ -481,10 +507,18 @@ pub(crate) fn memory<D: Design>(
         used_per_memcg: 2,
         bytes,
         measured_memcgs: p.mem_memcgs,
-        method: format!(
-            "info_bytes() of {} real memcgs, scaled; layout formula gives {formula}",
-            p.mem_memcgs
-        ),
+        method: if d.name() == "unified" {
+            format!(
+                "registry API; MemcgTree::shrinker_info_bytes() (sum of ShrinkerInfo::bytes()) \
+                 of {} real memcgs, scaled",
+                p.mem_memcgs
+            )
+        } else {
+            format!(
+                "info_bytes() of {} real memcgs, scaled; flat layout formula gives {formula}",
+                p.mem_memcgs
+            )
+        },
     });
     Ok(())
 }
