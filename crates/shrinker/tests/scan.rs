@@ -24,7 +24,13 @@ struct Recorder {
 
 impl Recorder {
     fn new(freeable: u64) -> Self {
-        Self { freeable: Count::Objects(freeable), calls: Mutex::default(), stop_at: None, panic_at: None, scanned: |n| n }
+        Self {
+            freeable: Count::Objects(freeable),
+            calls: Mutex::default(),
+            stop_at: None,
+            panic_at: None,
+            scanned: |n| n,
+        }
     }
     fn calls(&self) -> Vec<u64> {
         self.calls.lock().unwrap().clone()
@@ -41,7 +47,10 @@ impl Shrink for Recorder {
             calls.push(sc.nr_to_scan);
             calls.len()
         };
-        assert_eq!(sc.nr_scanned, sc.nr_to_scan, "nr_scanned preset to nr_to_scan");
+        assert_eq!(
+            sc.nr_scanned, sc.nr_to_scan,
+            "nr_scanned preset to nr_to_scan"
+        );
         if self.panic_at == Some(n) {
             panic!("injected panic in scan");
         }
@@ -54,9 +63,17 @@ impl Shrink for Recorder {
 }
 
 fn run(r: &Recorder, seeks: u32, batch: u64, priority: u32, deferred: u64) -> (ScanOutcome, u64) {
-    let tree = MemcgTree::new(MemcgConfig { nr_nodes: 1, ..MemcgConfig::default() });
+    let tree = MemcgTree::new(MemcgConfig {
+        nr_nodes: 1,
+        ..MemcgConfig::default()
+    });
     let root = tree.online_root().unwrap();
-    let mut sc = ShrinkControl { memcg: &root, nid: 0, nr_to_scan: 0, nr_scanned: 0 };
+    let mut sc = ShrinkControl {
+        memcg: &root,
+        nid: 0,
+        nr_to_scan: 0,
+        nr_scanned: 0,
+    };
     let cell = Cell::new(deferred);
     let out = do_shrink_slab(r, ScanParams { seeks, batch }, &mut sc, priority, &cell);
     (out, cell.get())
@@ -184,19 +201,41 @@ fn zero_progress_callee_does_not_hang() {
     let (out, deferred) = run(&r, 2, 128, 12, 0);
     let t = done(out);
     assert_eq!(r.calls().len(), 1);
+    assert_eq!((t.scanned, t.freed), (0, 128));
     assert_eq!(deferred, 488);
 }
 
 #[test]
-fn absurd_counts_saturate() {
+fn absurd_counts_are_clamped_and_saturate() {
     let mut r = Recorder::new(u64::MAX);
     r.stop_at = Some(1);
     let (out, deferred) = run(&r, 1, u64::MAX, 0, u64::MAX);
     let t = done(out);
-    assert_eq!(t.total_scan, u64::MAX);
-    assert_eq!(deferred, u64::MAX);
+    assert_eq!(t.freeable, MAX_FREEABLE);
+    assert_eq!(t.total_scan, 2 * MAX_FREEABLE);
+    assert_eq!(
+        deferred,
+        2 * MAX_FREEABLE,
+        "the backlog is capped at twice the clamped count"
+    );
     assert_eq!(scan_delta(u64::MAX, 0, 1), u64::MAX);
-    assert_eq!(scan_delta(1, 64, 2), 0, "shift past the width is 0, not a panic");
+    assert_eq!(
+        scan_delta(1, 64, 2),
+        0,
+        "shift past the width is 0, not a panic"
+    );
+}
+
+#[test]
+fn a_lying_count_ends_in_a_bounded_number_of_calls() {
+    // Claims u64::MAX objects, frees nothing, reports full scans: the pass
+    // ends after 2 * MAX_FREEABLE / batch calls.
+    let r = Recorder::new(u64::MAX);
+    let batch = 1 << 27;
+    let (out, _) = run(&r, 2, batch, 0, 0);
+    let t = done(out);
+    assert_eq!(r.calls().len() as u64, 2 * MAX_FREEABLE / batch);
+    assert_eq!(t.scanned, 2 * MAX_FREEABLE);
 }
 
 #[test]
@@ -224,9 +263,15 @@ fn panicking_scan_keeps_deferred_work() {
     match out {
         ScanOutcome::Panicked(t, payload) => {
             assert_eq!(t.scanned, 0);
-            assert_eq!(payload.downcast_ref::<&str>(), Some(&"injected panic in scan"));
+            assert_eq!(
+                payload.downcast_ref::<&str>(),
+                Some(&"injected panic in scan")
+            );
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
-    assert_eq!(deferred, 488, "the whole delta is deferred when nothing was scanned");
+    assert_eq!(
+        deferred, 488,
+        "the whole delta is deferred when nothing was scanned"
+    );
 }
