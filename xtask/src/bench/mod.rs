@@ -65,7 +65,7 @@ impl Profile {
             drop_memcgs: 1000,
             mem_memcgs: 1000,
             visit_sets: vec![16, 256, 4096],
-            setup_budget: Duration::from_secs(20),
+            setup_budget: Duration::from_secs(40),
         }
     }
 
@@ -179,6 +179,8 @@ pub(crate) struct Results {
     pub(crate) goals: Vec<Goal>,
     /// Measurements left out, with the reason.
     pub(crate) skipped: Vec<String>,
+    /// `git describe` of the workspace (which crates were measured).
+    pub(crate) commit: String,
     /// `/proc/loadavg` before and after the run (the machine is shared).
     pub(crate) loadavg: Vec<String>,
     /// Sorted per-cycle latencies of the blocked-shrinker run (for the plot).
@@ -208,6 +210,19 @@ fn run_design<D: Design>(
     workloads::drop_caches(make, p, prog, &mut res.drop_caches)?;
     workloads::visit_overhead(make, p, prog, &mut res.visit_overhead)?;
     Ok(())
+}
+
+fn git_describe() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(workspace_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
 }
 
 fn loadavg() -> String {
@@ -250,6 +265,7 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         visit_overhead: Vec::new(),
         goals: Vec::new(),
         skipped: Vec::new(),
+        commit: git_describe(),
         loadavg: vec![loadavg()],
         blocked_raw: Vec::new(),
     };

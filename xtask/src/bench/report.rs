@@ -23,7 +23,11 @@ fn designs(res: &Results) -> Vec<&str> {
 pub(crate) fn markdown(res: &Results) -> String {
     let mut s = String::new();
     let ds = designs(res);
-    let _ = writeln!(s, "# unishrink bench ({} profile)\n", res.profile.name);
+    let _ = writeln!(
+        s,
+        "# unishrink bench ({} profile, commit `{}`)\n",
+        res.profile.name, res.commit
+    );
     let _ = writeln!(
         s,
         "Designs: {}. Ratios are `unified / split` and `unified / rwsem` (n/a while `unified` is not built).\n",

@@ -108,8 +108,12 @@ pub(crate) fn traversal<D: Design>(
             // A design whose registration is too slow for this size (e.g. a
             // stand-in crate) is skipped at this size rather than stalling the run.
             if i % 1024 == 1023 {
-                let projected = t.elapsed().as_secs_f64() * m as f64 / (i + 1) as f64;
-                if projected > p.setup_budget.as_secs_f64() {
+                // Linear projection; the elapsed check also catches superlinear setups.
+                let el = t.elapsed().as_secs_f64();
+                let projected = el * m as f64 / (i + 1) as f64;
+                if projected > p.setup_budget.as_secs_f64()
+                    || el > p.setup_budget.as_secs_f64() / 2.0
+                {
                     too_slow = Some(projected);
                     break;
                 }
