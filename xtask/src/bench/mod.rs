@@ -1,0 +1,321 @@
+//! `cargo xtask bench`: is Dave Chinner's unification as fast as the kernel's
+//! split design, and faster than the designs before it?
+//!
+//! Every workload ([`workloads`]) is generic over
+//! [`unishrink_baselines::Design`] and runs, in one process, on `rwsem`,
+//! `srcu`, `split` and (feature `unified`) `unified`; `drop_caches` also runs
+//! on `nobitmap` (the pre-bitmap kernel). Results go to stdout as tables with
+//! the ratios `unified / split` and `unified / rwsem`, to
+//! `target/bench/report.json` and `report.md` (with the goals and whether
+//! they pass), and to `traversal.svg` / `registration.svg`.
+//!
+//! Profiles: `--quick` (default, ≤ 3 minutes on 2 cores) and `--full`
+//! (longer measurements, 1 s block, 10,000 cycles, 4,000 memcgs, 10,000
+//! memcgs really built for the memory figure).
+
+mod plot;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use unishrink_baselines::rwsem::Rwsem;
+use unishrink_baselines::split::Split;
+use unishrink_baselines::srcu::Srcu;
+use unishrink_baselines::Design;
+use workloads::Make;
+
+/// Sizes and time budgets of one run.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Profile {
+    pub(crate) name: &'static str,
+    pub(crate) map_nr_max: Vec<usize>,
+    pub(crate) set_bits: Vec<usize>,
+    #[serde(serialize_with = "ser_dur")]
+    pub(crate) measure: Duration,
+    #[serde(serialize_with = "ser_dur")]
+    pub(crate) reg_time: Duration,
+    #[serde(serialize_with = "ser_dur")]
+    pub(crate) block: Duration,
+    pub(crate) blocked_cycles: usize,
+    pub(crate) drop_memcgs: usize,
+    pub(crate) mem_memcgs: usize,
+    pub(crate) visit_sets: Vec<usize>,
+    /// Longest allowed setup (allocation of `map_nr_max` shrinkers) per size.
+    #[serde(serialize_with = "ser_dur")]
+    pub(crate) setup_budget: Duration,
+}
+
+fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Profile {
+    fn quick() -> Self {
+        Self {
+            name: "quick",
+            map_nr_max: vec![64, 4096, 262_144],
+            set_bits: vec![1, 16, 256],
+            measure: Duration::from_millis(150),
+            reg_time: Duration::from_millis(700),
+            block: Duration::from_millis(200),
+            blocked_cycles: 1000,
+            drop_memcgs: 1000,
+            mem_memcgs: 1000,
+            visit_sets: vec![16, 256, 4096],
+            setup_budget: Duration::from_secs(40),
+        }
+    }
+
+    fn full() -> Self {
+        Self {
+            name: "full",
+            measure: Duration::from_millis(600),
+            reg_time: Duration::from_secs(3),
+            block: Duration::from_secs(1),
+            blocked_cycles: 10_000,
+            drop_memcgs: 4000,
+            mem_memcgs: 10_000,
+            setup_budget: Duration::from_secs(300),
+            ..Self::quick()
+        }
+    }
+}
+
+/// Progress lines on stderr with elapsed time.
+pub(crate) struct Progress {
+    start: Instant,
+}
+
+impl Progress {
+    pub(crate) fn step(&mut self, what: &str) {
+        eprintln!("[{:7.1}s] {what}", self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// `traversal` row.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Traversal {
+    pub(crate) design: String,
+    pub(crate) target: String,
+    pub(crate) map_nr_max: usize,
+    pub(crate) set_bits: usize,
+    pub(crate) ns_per_call: f64,
+}
+
+/// `registration` row.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Registration {
+    pub(crate) design: String,
+    pub(crate) ops_per_sec_idle: f64,
+    pub(crate) ops_per_sec_reclaiming: f64,
+    pub(crate) reclaim_walks: u64,
+}
+
+/// `blocked_shrinker` row.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Blocked {
+    pub(crate) design: String,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) max_us: f64,
+    pub(crate) cycles: usize,
+    pub(crate) block_us: f64,
+    pub(crate) cycles_over_half_block: usize,
+}
+
+/// `drop_caches` row.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct DropCaches {
+    pub(crate) design: String,
+    pub(crate) memcgs: usize,
+    pub(crate) shrinkers: usize,
+    pub(crate) seconds: f64,
+    pub(crate) freed: u64,
+}
+
+/// `memory` row.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Memory {
+    pub(crate) design: String,
+    pub(crate) memcgs: usize,
+    pub(crate) ids: usize,
+    pub(crate) used_per_memcg: usize,
+    pub(crate) bytes: u64,
+    pub(crate) measured_memcgs: usize,
+    pub(crate) method: String,
+}
+
+/// `visit_overhead` row.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct VisitOverhead {
+    pub(crate) design: String,
+    pub(crate) set_bits: usize,
+    pub(crate) ns_per_visit: f64,
+    pub(crate) direct_ns_per_visit: f64,
+}
+
+/// One goal and whether it was met (`pass: null` when unified was not built).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Goal {
+    pub(crate) goal: String,
+    pub(crate) measured: String,
+    pub(crate) pass: Option<bool>,
+}
+
+/// Everything `report.json` holds.
+#[derive(Debug, Serialize)]
+pub(crate) struct Results {
+    pub(crate) profile: Profile,
+    pub(crate) designs: Vec<String>,
+    pub(crate) traversal: Vec<Traversal>,
+    pub(crate) registration: Vec<Registration>,
+    pub(crate) blocked_shrinker: Vec<Blocked>,
+    pub(crate) drop_caches: Vec<DropCaches>,
+    pub(crate) memory: Vec<Memory>,
+    pub(crate) visit_overhead: Vec<VisitOverhead>,
+    pub(crate) goals: Vec<Goal>,
+    /// Measurements left out, with the reason.
+    pub(crate) skipped: Vec<String>,
+    /// `git describe` of the workspace (which crates were measured).
+    pub(crate) commit: String,
+    /// `/proc/loadavg` before and after the run (the machine is shared).
+    pub(crate) loadavg: Vec<String>,
+    /// Sorted per-cycle latencies of the blocked-shrinker run (for the plot).
+    #[serde(skip)]
+    pub(crate) blocked_raw: Vec<(String, Vec<f64>)>,
+}
+
+type R<T> = Result<T, String>;
+
+fn run_design<D: Design>(
+    make: &Make<D>,
+    p: &Profile,
+    prog: &mut Progress,
+    res: &mut Results,
+) -> R<()> {
+    res.designs
+        .push(make().map_err(|e| e.to_string())?.name().into());
+    workloads::traversal(make, p, prog, &mut res.traversal, &mut res.skipped)?;
+    workloads::registration(make, p, prog, &mut res.registration)?;
+    workloads::blocked(
+        make,
+        p,
+        prog,
+        &mut res.blocked_shrinker,
+        &mut res.blocked_raw,
+    )?;
+    workloads::drop_caches(make, p, prog, &mut res.drop_caches)?;
+    workloads::visit_overhead(make, p, prog, &mut res.visit_overhead)?;
+    Ok(())
+}
+
+fn git_describe() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(workspace_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+}
+
+/// The workspace root (parent of this package's manifest directory).
+fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// Entry point of `cargo xtask bench`.
+pub(crate) fn main(args: &[String]) -> R<()> {
+    let mut p = Profile::quick();
+    for a in args {
+        match a.as_str() {
+            "--full" => p = Profile::full(),
+            "--quick" => p = Profile::quick(),
+            other => {
+                return Err(format!(
+                    "bench: unknown option `{other}` (use --quick or --full)"
+                ))
+            }
+        }
+    }
+    let mut prog = Progress {
+        start: Instant::now(),
+    };
+    prog.step(&format!("profile {}", p.name));
+    let mut res = Results {
+        profile: p.clone(),
+        designs: Vec::new(),
+        traversal: Vec::new(),
+        registration: Vec::new(),
+        blocked_shrinker: Vec::new(),
+        drop_caches: Vec::new(),
+        memory: Vec::new(),
+        visit_overhead: Vec::new(),
+        goals: Vec::new(),
+        skipped: Vec::new(),
+        commit: git_describe(),
+        loadavg: vec![loadavg()],
+        blocked_raw: Vec::new(),
+    };
+    let cfg = workloads::cfg();
+    let rwsem = move || Rwsem::new(cfg);
+    let srcu = move || Srcu::new(cfg);
+    let split = move || Split::new(cfg);
+    run_design(&rwsem, &p, &mut prog, &mut res)?;
+    run_design(&srcu, &p, &mut prog, &mut res)?;
+    run_design(&split, &p, &mut prog, &mut res)?;
+    #[cfg(feature = "unified")]
+    {
+        let unified = move || unishrink_baselines::unified::Unified::new(cfg);
+        run_design(&unified, &p, &mut prog, &mut res)?;
+    }
+    workloads::drop_caches(
+        &move || Rwsem::nobitmap(cfg),
+        &p,
+        &mut prog,
+        &mut res.drop_caches,
+    )?;
+    workloads::memory(&rwsem, &p, &mut prog, &mut res.memory)?;
+    workloads::memory(&srcu, &p, &mut prog, &mut res.memory)?;
+    workloads::memory(&split, &p, &mut prog, &mut res.memory)?;
+    #[cfg(feature = "unified")]
+    workloads::memory(
+        &move || unishrink_baselines::unified::Unified::new(cfg),
+        &p,
+        &mut prog,
+        &mut res.memory,
+    )?;
+
+    res.loadavg.push(loadavg());
+    res.goals = report::goals(&res);
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let md = report::markdown(&res);
+    print!("{md}");
+    let json = serde_json::to_string_pretty(&res).map_err(|e| e.to_string())?;
+    let write = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("report.json", &json)?;
+    write("report.md", &md)?;
+    plot::traversal(&res, &dir.join("traversal.svg"))?;
+    plot::registration(&res, &dir.join("registration.svg"))?;
+    prog.step(&format!(
+        "wrote {}/report.{{json,md}}, traversal.svg, registration.svg",
+        dir.display()
+    ));
+    Ok(())
+}
