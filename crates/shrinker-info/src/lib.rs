@@ -653,6 +653,7 @@ impl ShrinkerInfo {
             l1_pending: 0,
             base: 0,
             pending: 0,
+            unit: None,
         }
     }
 
@@ -741,6 +742,23 @@ impl ShrinkerInfo {
             }
         }
         self.counters_of(unit).ok_or(InfoError::OutOfMemory)
+    }
+
+    /// A handle on the deferred counter of `id`, for a caller that takes and
+    /// then adds back (as `do_shrink_slab` does): the unit is found once,
+    /// instead of once per operation. Never allocates by itself.
+    pub fn deferred_slot(&self, id: usize) -> DeferredSlot<'_> {
+        let arr = self.load();
+        let unit = if id < arr.nr_max {
+            self.unit(arr.unit_ptr(id / UNIT_BITS))
+        } else {
+            None
+        };
+        DeferredSlot {
+            info: self,
+            unit,
+            id,
+        }
     }
 
     /// Moves every non-zero deferred count to the same id in `parent`
@@ -833,6 +851,70 @@ impl Drop for ShrinkerInfo {
     }
 }
 
+/// The deferred counter of one id; see [`ShrinkerInfo::deferred_slot`].
+///
+/// Units are never freed while their info lives, so the unit found at
+/// creation stays valid (and current: growth reuses units) for `'a`.
+pub struct DeferredSlot<'a> {
+    info: &'a ShrinkerInfo,
+    unit: Option<&'a Unit>,
+    id: usize,
+}
+
+impl fmt::Debug for DeferredSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeferredSlot")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeferredSlot<'_> {
+    fn counter(&self) -> Option<&AtomicU64> {
+        let unit = self.unit?;
+        self.info.counters_of(unit).map(|c| &c[self.id % UNIT_BITS])
+    }
+
+    /// Same as [`ShrinkerInfo::xchg_nr_deferred`] for this id.
+    pub fn xchg(&self) -> u64 {
+        // A zero read needs no swap: the take linearizes at the load. This
+        // saves a locked instruction on the common idle path.
+        self.counter().map_or(0, |c| {
+            if c.load(SeqCst) == 0 {
+                0
+            } else {
+                c.swap(0, SeqCst)
+            }
+        })
+    }
+
+    /// The current value (0 if never added).
+    pub fn get(&self) -> u64 {
+        self.counter().map_or(0, |c| c.load(SeqCst))
+    }
+
+    /// Same as [`ShrinkerInfo::add_nr_deferred`] for this id.
+    pub fn add(&self, delta: u64) -> Result<u64, InfoError> {
+        match self.counter() {
+            Some(c) => {
+                let mut cur = c.load(SeqCst);
+                loop {
+                    let new = cur.saturating_add(delta);
+                    if new == cur {
+                        return Ok(cur);
+                    }
+                    match c.compare_exchange_weak(cur, new, SeqCst, SeqCst) {
+                        Ok(_) => return Ok(new),
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+            // First use (unit or counter block absent): the allocating path.
+            None => self.info.add_nr_deferred(self.id, delta),
+        }
+    }
+}
+
 /// Iterator over the set bits of a [`ShrinkerInfo`], ascending; see
 /// [`ShrinkerInfo::iter_set_bits`].
 pub struct SetBits<'a> {
@@ -847,6 +929,24 @@ pub struct SetBits<'a> {
     /// First id of the unit whose bits are in `pending`.
     base: usize,
     pending: u64,
+    /// The unit whose bits are in `pending`.
+    unit: Option<&'a Unit>,
+}
+
+impl<'a> SetBits<'a> {
+    /// The deferred counter of `id`, an id this iterator just returned:
+    /// found through the unit the walk is already in, without looking the
+    /// array up again. (For any other id it falls back to a lookup.)
+    pub fn deferred_slot(&self, id: usize) -> DeferredSlot<'a> {
+        match self.unit {
+            Some(unit) if id / UNIT_BITS == self.base / UNIT_BITS => DeferredSlot {
+                info: self.info,
+                unit: Some(unit),
+                id,
+            },
+            _ => self.info.deferred_slot(id),
+        }
+    }
 }
 
 impl fmt::Debug for SetBits<'_> {
@@ -881,6 +981,7 @@ impl Iterator for SetBits<'_> {
                 }
                 self.base = u * UNIT_BITS;
                 self.pending = word;
+                self.unit = Some(unit);
                 continue;
             }
             if self.l2_pending != 0 {

@@ -4,23 +4,40 @@
 //! * A walker calls [`ActiveRef::try_get`]: increment unless zero. Success
 //!   means the shrinker is registered and cannot finish freeing until the
 //!   matching [`ActiveRef::put`].
-//! * `free` drops the initial reference with `put` and then
-//!   [`ActiveRef::wait_for_zero`]: once it returns no callback is running and,
-//!   since the count can never leave zero again, none will start.
+//! * `free` calls [`ActiveRef::release_initial`]: it drops the initial
+//!   reference and, if walkers still hold references, waits until the last
+//!   of them puts. Once it returns no callback is running and, since the
+//!   count can never leave zero again, none will start.
 //!
 //! The count only ever goes 0 → 1 once (in `register`); afterwards increments
-//! happen only from a non-zero value, so "zero" is terminal. The last `put`
-//! signals a condition variable; only the freeing thread waits on it, so a
-//! free waits for *its own* in-flight callbacks and nothing else.
+//! happen only from a non-zero value, so "zero" is terminal. Only the freeing
+//! thread ever waits, so a free waits for *its own* in-flight callbacks and
+//! nothing else. The common case — no walker inside — costs one atomic
+//! decrement: no lock, no wake-up. A walker's last `put` takes the small
+//! mutex and signals only if the freer is actually waiting.
 
 use crate::sync::{AtomicUsize, Condvar, Mutex};
 use std::sync::atomic::Ordering;
 
+#[derive(Default)]
+struct Completion {
+    /// The count reached zero through a walker's `put`.
+    done: bool,
+    /// The freeing thread is (about to be) blocked on the condvar.
+    waiting: bool,
+}
+
 /// Active reference count plus the completion the freeing thread waits on.
 pub struct ActiveRef {
     count: AtomicUsize,
-    done: Mutex<bool>,
+    completion: Mutex<Completion>,
     zero: Condvar,
+}
+
+impl Default for ActiveRef {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ActiveRef {
@@ -28,7 +45,7 @@ impl ActiveRef {
     pub fn new() -> Self {
         Self {
             count: AtomicUsize::new(0),
-            done: Mutex::new(false),
+            completion: Mutex::new(Completion::default()),
             zero: Condvar::new(),
         }
     }
@@ -62,27 +79,38 @@ impl ActiveRef {
         }
     }
 
-    /// Drops one reference; the last one wakes the freeing thread.
+    /// Drops a walker's reference; the last one completes the free.
     /// Returns whether this was the last reference.
     pub fn put(&self) -> bool {
         // AcqRel: the callbacks' effects happen-before whatever the freeing
-        // thread does after wait_for_zero returns.
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-            *done = true;
-            self.zero.notify_all();
-            true
-        } else {
-            false
+        // thread does after `release_initial` returns.
+        if self.count.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return false;
         }
+        let mut c = self.completion.lock().unwrap_or_else(|e| e.into_inner());
+        c.done = true;
+        if c.waiting {
+            self.zero.notify_one();
+        }
+        true
     }
 
-    /// Blocks until the count has reached zero (after the initial reference
-    /// was dropped with `put`).
-    pub fn wait_for_zero(&self) {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            done = self.zero.wait(done).unwrap_or_else(|e| e.into_inner());
+    /// Drops the initial reference and waits until every walker's reference
+    /// is gone. Returns whether the initial reference was the last one (no
+    /// walker was inside).
+    pub fn release_initial(&self) -> bool {
+        // AcqRel as in `put`: if we are last, we must see the effects of
+        // every earlier `put`.
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            return true;
         }
+        let mut c = self.completion.lock().unwrap_or_else(|e| e.into_inner());
+        // `done` and `waiting` are both under the mutex: a last `put`
+        // either ran before we locked (done is set) or will see `waiting`.
+        while !c.done {
+            c.waiting = true;
+            c = self.zero.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+        false
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
-use unishrink_shrinker_info::{InfoError, ShrinkerInfo};
+use unishrink_shrinker_info::{DeferredSlot, InfoError, ShrinkerInfo};
 use unishrink_xarray::{pin, AllocError, XArray};
 
 use crate::refcount::ActiveRef;
@@ -450,7 +450,14 @@ impl Registry {
         let id = s.id().0 as usize;
         let nodes = if s.numa_aware() { root.nr_nodes() } else { 1 };
         for nid in 0..nodes {
-            root.shrinker_info(nid)?.set_bit(id)?;
+            let info = root.shrinker_info(nid)?;
+            // A reused id usually still has the bit (walks clear a dead
+            // owner's bit only lazily). Skipping the set is safe: `s` is
+            // already in the IDR, so a walk clearing the bit for the previous
+            // owner rechecks after its fence, finds `s`, and restores it.
+            if !info.test_bit(id) {
+                info.set_bit(id)?;
+            }
         }
         Ok(())
     }
@@ -576,7 +583,8 @@ impl Registry {
         }
         let info = memcg.shrinker_info(nid)?;
         let kmem = self.shared.tree.kmem_enabled();
-        for id in info.iter_set_bits() {
+        let mut bits = info.iter_set_bits();
+        while let Some(id) = bits.next() {
             let guard = pin();
             let Some(s) = self.shared.idr.load(id as u64, &guard) else {
                 drop(guard);
@@ -623,14 +631,9 @@ impl Registry {
             // tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
             let s = unsafe { &*ptr };
             report.visited += 1;
-            report.freed = report.freed.saturating_add(self.shrink_one(
-                s,
-                info,
-                memcg,
-                nid,
-                priority,
-                &mut report,
-            ));
+            let deferred = bits.deferred_slot(id);
+            let freed = self.shrink_one(s, info, &deferred, memcg, nid, priority, &mut report);
+            report.freed = report.freed.saturating_add(freed);
             self.put(s);
         }
         Ok(report)
@@ -642,13 +645,14 @@ impl Registry {
         &self,
         s: &ShrinkerInner,
         info: &ShrinkerInfo,
+        deferred: &DeferredSlot<'_>,
         memcg: &Memcg,
         nid: usize,
         priority: u32,
         report: &mut ShrinkReport,
     ) -> u64 {
         let id = s.id().0 as usize;
-        let first = self.run(s, info, memcg, nid, priority, report);
+        let first = self.run(s, deferred, memcg, nid, priority, report);
         match first {
             Some(freed) => freed,
             None if !s.memcg_aware() => 0, // global: the root bit is sticky
@@ -658,7 +662,7 @@ impl Registry {
                 // sees the object a racing add published, or that add's
                 // set_bit comes after our clear.
                 fence(Ordering::SeqCst);
-                match self.run(s, info, memcg, nid, priority, report) {
+                match self.run(s, deferred, memcg, nid, priority, report) {
                     None => 0,
                     Some(freed) => {
                         s.stats.record_bit_restore();
@@ -675,16 +679,12 @@ impl Registry {
     fn run(
         &self,
         s: &ShrinkerInner,
-        info: &ShrinkerInfo,
+        deferred: &DeferredSlot<'_>,
         memcg: &Memcg,
         nid: usize,
         priority: u32,
         report: &mut ShrinkReport,
     ) -> Option<u64> {
-        let deferred = InfoDeferred {
-            info,
-            id: s.id().0 as usize,
-        };
         let mut sc = ShrinkControl {
             memcg,
             nid,
@@ -702,7 +702,7 @@ impl Registry {
                 shrinker_id = s.id().0
             )
             .entered();
-            do_shrink_slab(s.shrink(), s.params, &mut sc, priority, &deferred)
+            do_shrink_slab(s.shrink(), s.params, &mut sc, priority, deferred)
         };
         let (trace, freed) = match outcome {
             ScanOutcome::Empty => {
@@ -890,19 +890,17 @@ impl Registry {
 }
 
 /// The deferred counter of one id in one shrinker_info.
-struct InfoDeferred<'a> {
-    info: &'a ShrinkerInfo,
-    id: usize,
-}
-
-impl DeferredCounter for InfoDeferred<'_> {
+impl DeferredCounter for DeferredSlot<'_> {
     fn xchg(&self) -> u64 {
-        self.info.xchg_nr_deferred(self.id)
+        DeferredSlot::xchg(self)
     }
     fn add(&self, delta: u64) -> u64 {
         // Allocation failure of the counter block drops this pass's deferred
         // work: the next pass recomputes it from `freeable`.
-        self.info.add_nr_deferred(self.id, delta).unwrap_or(0)
+        DeferredSlot::add(self, delta).unwrap_or(0)
+    }
+    fn get(&self) -> u64 {
+        DeferredSlot::get(self)
     }
 }
 
@@ -964,12 +962,12 @@ impl AllocatedShrinker {
     /// Makes the shrinker visible to reclaim: its active count becomes 1.
     pub fn register(mut self) -> RegisteredShrinker {
         let inner = self.inner.take().expect("present until consumed");
-        {
-            let _w = self.registry.shared.writer.lock();
-            inner.active.init();
-            // Release: a walker that sees REGISTERED sees the count too.
-            inner.state.store(REGISTERED, Ordering::Release);
-        }
+        // No lock: the sticky root bit was set by `alloc` (or is set by
+        // `online_root`, which does not look at registration), and walkers
+        // only need the count before the state.
+        inner.active.init();
+        // Release: a walker that sees REGISTERED sees the count too.
+        inner.state.store(REGISTERED, Ordering::Release);
         RegisteredShrinker {
             inner: Some(inner),
             registry: self.registry.clone(),
@@ -1060,8 +1058,7 @@ impl RegisteredShrinker {
             return;
         };
         inner.state.store(DYING, Ordering::Release);
-        inner.active.put();
-        inner.active.wait_for_zero();
+        inner.active.release_initial();
         self.registry.unpublish(&inner);
         // SAFETY: the count is zero (terminal) and this was the handle.
         unsafe { inner.drop_shrink() };

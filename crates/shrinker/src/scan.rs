@@ -112,6 +112,8 @@ pub trait DeferredCounter {
     fn xchg(&self) -> u64;
     /// Adds `delta` back; returns the new value.
     fn add(&self, delta: u64) -> u64;
+    /// The current value.
+    fn get(&self) -> u64;
 }
 
 impl DeferredCounter for std::cell::Cell<u64> {
@@ -122,6 +124,9 @@ impl DeferredCounter for std::cell::Cell<u64> {
         let v = self.get().saturating_add(delta);
         self.set(v);
         v
+    }
+    fn get(&self) -> u64 {
+        std::cell::Cell::get(self)
     }
 }
 
@@ -264,7 +269,12 @@ pub fn do_shrink_slab(
         .saturating_add(delta)
         .saturating_sub(trace.scanned)
         .min(cap);
-    trace.new_nr_deferred = deferred.add(next_deferred);
+    // Adding zero would only report the current value: read it instead.
+    trace.new_nr_deferred = if next_deferred == 0 {
+        deferred.get()
+    } else {
+        deferred.add(next_deferred)
+    };
     match panic {
         Some(payload) => ScanOutcome::Panicked(trace, payload),
         None => ScanOutcome::Done(trace),

@@ -44,8 +44,7 @@ impl Shrinker {
 
     /// `RegisteredShrinker::free`: drop the initial reference, wait for zero.
     fn free(&self) {
-        self.active.put();
-        self.active.wait_for_zero();
+        self.active.release_initial();
         assert_eq!(
             self.running.load(SeqCst),
             0,
