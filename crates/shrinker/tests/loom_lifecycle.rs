@@ -18,7 +18,11 @@ struct Shrinker {
 
 impl Shrinker {
     fn registered() -> Self {
-        let s = Self { active: ActiveRef::new(), running: AtomicUsize::new(0), free_returned: AtomicBool::new(false) };
+        let s = Self {
+            active: ActiveRef::new(),
+            running: AtomicUsize::new(0),
+            free_returned: AtomicBool::new(false),
+        };
         s.active.init();
         s
     }
@@ -29,7 +33,10 @@ impl Shrinker {
             return false;
         }
         self.running.fetch_add(1, SeqCst);
-        assert!(!self.free_returned.load(SeqCst), "callback ran after free returned");
+        assert!(
+            !self.free_returned.load(SeqCst),
+            "callback ran after free returned"
+        );
         self.running.fetch_sub(1, SeqCst);
         self.active.put();
         true
@@ -39,7 +46,11 @@ impl Shrinker {
     fn free(&self) {
         self.active.put();
         self.active.wait_for_zero();
-        assert_eq!(self.running.load(SeqCst), 0, "free returned while a callback ran");
+        assert_eq!(
+            self.running.load(SeqCst),
+            0,
+            "free returned while a callback ran"
+        );
         self.free_returned.store(true, SeqCst);
     }
 }

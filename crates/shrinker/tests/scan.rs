@@ -24,7 +24,13 @@ struct Recorder {
 
 impl Recorder {
     fn new(freeable: u64) -> Self {
-        Self { freeable: Count::Objects(freeable), calls: Mutex::default(), stop_at: None, panic_at: None, scanned: |n| n }
+        Self {
+            freeable: Count::Objects(freeable),
+            calls: Mutex::default(),
+            stop_at: None,
+            panic_at: None,
+            scanned: |n| n,
+        }
     }
     fn calls(&self) -> Vec<u64> {
         self.calls.lock().unwrap().clone()
@@ -41,7 +47,10 @@ impl Shrink for Recorder {
             calls.push(sc.nr_to_scan);
             calls.len()
         };
-        assert_eq!(sc.nr_scanned, sc.nr_to_scan, "nr_scanned preset to nr_to_scan");
+        assert_eq!(
+            sc.nr_scanned, sc.nr_to_scan,
+            "nr_scanned preset to nr_to_scan"
+        );
         if self.panic_at == Some(n) {
             panic!("injected panic in scan");
         }
@@ -54,9 +63,17 @@ impl Shrink for Recorder {
 }
 
 fn run(r: &Recorder, seeks: u32, batch: u64, priority: u32, deferred: u64) -> (ScanOutcome, u64) {
-    let tree = MemcgTree::new(MemcgConfig { nr_nodes: 1, ..MemcgConfig::default() });
+    let tree = MemcgTree::new(MemcgConfig {
+        nr_nodes: 1,
+        ..MemcgConfig::default()
+    });
     let root = tree.online_root().unwrap();
-    let mut sc = ShrinkControl { memcg: &root, nid: 0, nr_to_scan: 0, nr_scanned: 0 };
+    let mut sc = ShrinkControl {
+        memcg: &root,
+        nid: 0,
+        nr_to_scan: 0,
+        nr_scanned: 0,
+    };
     let cell = Cell::new(deferred);
     let out = do_shrink_slab(r, ScanParams { seeks, batch }, &mut sc, priority, &cell);
     (out, cell.get())
@@ -196,7 +213,11 @@ fn absurd_counts_saturate() {
     assert_eq!(t.total_scan, u64::MAX);
     assert_eq!(deferred, u64::MAX);
     assert_eq!(scan_delta(u64::MAX, 0, 1), u64::MAX);
-    assert_eq!(scan_delta(1, 64, 2), 0, "shift past the width is 0, not a panic");
+    assert_eq!(
+        scan_delta(1, 64, 2),
+        0,
+        "shift past the width is 0, not a panic"
+    );
 }
 
 #[test]
@@ -224,9 +245,15 @@ fn panicking_scan_keeps_deferred_work() {
     match out {
         ScanOutcome::Panicked(t, payload) => {
             assert_eq!(t.scanned, 0);
-            assert_eq!(payload.downcast_ref::<&str>(), Some(&"injected panic in scan"));
+            assert_eq!(
+                payload.downcast_ref::<&str>(),
+                Some(&"injected panic in scan")
+            );
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
-    assert_eq!(deferred, 488, "the whole delta is deferred when nothing was scanned");
+    assert_eq!(
+        deferred, 488,
+        "the whole delta is deferred when nothing was scanned"
+    );
 }
