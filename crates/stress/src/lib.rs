@@ -501,7 +501,7 @@ impl World {
         let root = reg
             .online_root()
             .expect("a fresh registry brings its root up");
-        let w = Arc::new(Self {
+        Arc::new(Self {
             cfg: cfg.clone(),
             reg,
             checker,
@@ -523,8 +523,7 @@ impl World {
             checked_offlines: AtomicU64::new(0),
             leaked: Mutex::new(Vec::new()),
             per_op: Default::default(),
-        });
-        w
+        })
     }
 
     /// The reparent hook: moves every cache's objects from `child` to
