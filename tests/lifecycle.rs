@@ -12,7 +12,10 @@ use unishrink::shrinker::*;
 const HANG: Duration = Duration::from_secs(120);
 
 fn registry(nodes: usize) -> Registry {
-    Registry::new(MemcgConfig { nr_nodes: nodes, ..MemcgConfig::default() })
+    Registry::new(MemcgConfig {
+        nr_nodes: nodes,
+        ..MemcgConfig::default()
+    })
 }
 
 /// A cache with `objects` objects that frees what it is asked to and counts calls.
@@ -57,7 +60,10 @@ fn global_shrinker_is_reached_from_the_root_and_freed_cleanly() {
     let reg = registry(1);
     let root = reg.online_root().unwrap();
     let cache = Cache::with(1000);
-    let s = reg.alloc(ShrinkerConfig::new("g"), cache.clone()).unwrap().register();
+    let s = reg
+        .alloc(ShrinkerConfig::new("g"), cache.clone())
+        .unwrap()
+        .register();
     let r = reg.shrink_slab(&root, 0, 0).unwrap();
     assert_eq!(r.visited, 1);
     assert_eq!(r.freed, 1000, "priority 0 scans everything");
@@ -67,7 +73,11 @@ fn global_shrinker_is_reached_from_the_root_and_freed_cleanly() {
     s.free().unwrap();
     let before = cache.counts.load(Ordering::SeqCst);
     assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 0);
-    assert_eq!(cache.counts.load(Ordering::SeqCst), before, "no callback after free returned");
+    assert_eq!(
+        cache.counts.load(Ordering::SeqCst),
+        before,
+        "no callback after free returned"
+    );
     assert!(reg.is_empty());
 }
 
@@ -85,10 +95,18 @@ fn ids_are_lowest_free_and_reused() {
 
 #[test]
 fn id_space_exhaustion_is_a_typed_error() {
-    let reg = Registry::with_max_id(MemcgConfig { nr_nodes: 1, ..MemcgConfig::default() }, 1);
+    let reg = Registry::with_max_id(
+        MemcgConfig {
+            nr_nodes: 1,
+            ..MemcgConfig::default()
+        },
+        1,
+    );
     let _a = reg.alloc(ShrinkerConfig::new("a"), Cache::with(0)).unwrap();
     let _b = reg.alloc(ShrinkerConfig::new("b"), Cache::with(0)).unwrap();
-    let err = reg.alloc(ShrinkerConfig::new("c"), Cache::with(0)).unwrap_err();
+    let err = reg
+        .alloc(ShrinkerConfig::new("c"), Cache::with(0))
+        .unwrap_err();
     assert_eq!(err, Error::IdSpaceExhausted);
     assert_eq!(reg.len(), 2);
 }
@@ -98,14 +116,24 @@ fn boot_path_shrinkers_before_root() {
     let reg = registry(2);
     let global = Cache::with(100);
     let numa_global = Cache::with(100);
-    let g = reg.alloc(ShrinkerConfig::new("rcu-kfree"), global.clone()).unwrap().register();
+    let g = reg
+        .alloc(ShrinkerConfig::new("rcu-kfree"), global.clone())
+        .unwrap()
+        .register();
     let n = reg
-        .alloc(ShrinkerConfig::new("numa").flags(ShrinkerFlags::NUMA_AWARE), numa_global.clone())
+        .alloc(
+            ShrinkerConfig::new("numa").flags(ShrinkerFlags::NUMA_AWARE),
+            numa_global.clone(),
+        )
         .unwrap()
         .register();
     // Many ids before the root exists: it must come up sized for all of them.
-    let fillers: Vec<_> =
-        (0..200).map(|i| reg.alloc(ShrinkerConfig::new(format!("f{i}")), Cache::with(0)).unwrap()).collect();
+    let fillers: Vec<_> = (0..200)
+        .map(|i| {
+            reg.alloc(ShrinkerConfig::new(format!("f{i}")), Cache::with(0))
+                .unwrap()
+        })
+        .collect();
     let root = reg.online_root().unwrap();
     for nid in 0..2 {
         assert!(root.shrinker_info(nid).unwrap().map_nr_max() >= reg.len());
@@ -113,7 +141,10 @@ fn boot_path_shrinkers_before_root() {
     let info0 = root.shrinker_info(0).unwrap();
     let info1 = root.shrinker_info(1).unwrap();
     assert!(info0.test_bit(g.id().0 as usize));
-    assert!(!info1.test_bit(g.id().0 as usize), "NUMA-unaware state lives on node 0");
+    assert!(
+        !info1.test_bit(g.id().0 as usize),
+        "NUMA-unaware state lives on node 0"
+    );
     assert!(info0.test_bit(n.id().0 as usize) && info1.test_bit(n.id().0 as usize));
     // Allocated-but-unregistered fillers are skipped; the two registered ones run.
     assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 2);
@@ -127,16 +158,31 @@ fn boot_path_shrinkers_before_root() {
 fn bad_input_gets_typed_errors() {
     let reg = registry(1);
     let root = reg.online_root().unwrap();
-    assert_eq!(reg.shrink_slab(&root, 0, 13).unwrap_err(), Error::InvalidPriority(13));
+    assert_eq!(
+        reg.shrink_slab(&root, 0, 13).unwrap_err(),
+        Error::InvalidPriority(13)
+    );
     assert_eq!(
         reg.shrink_slab(&root, 1, 0).unwrap_err(),
-        Error::Memcg(MemcgError::NodeOutOfRange { nid: 1, nr_nodes: 1 })
+        Error::Memcg(MemcgError::NodeOutOfRange {
+            nid: 1,
+            nr_nodes: 1
+        })
     );
     let other = registry(1);
     let other_root = other.online_root().unwrap();
-    assert_eq!(reg.shrink_slab(&other_root, 0, 0).unwrap_err(), Error::Memcg(MemcgError::ForeignMemcg));
-    assert_eq!(reg.set_shrinker_bit(&root, 0, ShrinkerId(42)).unwrap_err(), Error::NoSuchShrinker(ShrinkerId(42)));
-    assert_eq!(reg.online_root().unwrap_err(), Error::Memcg(MemcgError::RootAlreadyOnline));
+    assert_eq!(
+        reg.shrink_slab(&other_root, 0, 0).unwrap_err(),
+        Error::Memcg(MemcgError::ForeignMemcg)
+    );
+    assert_eq!(
+        reg.set_shrinker_bit(&root, 0, ShrinkerId(42)).unwrap_err(),
+        Error::NoSuchShrinker(ShrinkerId(42))
+    );
+    assert_eq!(
+        reg.online_root().unwrap_err(),
+        Error::Memcg(MemcgError::RootAlreadyOnline)
+    );
 }
 
 #[test]
@@ -144,14 +190,23 @@ fn panicking_callback_is_reported_and_the_walk_goes_on() {
     let reg = registry(1);
     let root = reg.online_root().unwrap();
     let bad = reg
-        .alloc(ShrinkerConfig::new("bad"), from_fns(|_| Count::Objects(10), |_| panic!("boom")))
+        .alloc(
+            ShrinkerConfig::new("bad"),
+            from_fns(|_| Count::Objects(10), |_| panic!("boom")),
+        )
         .unwrap()
         .register();
     let good_cache = Cache::with(10);
-    let good = reg.alloc(ShrinkerConfig::new("good"), good_cache.clone()).unwrap().register();
+    let good = reg
+        .alloc(ShrinkerConfig::new("good"), good_cache.clone())
+        .unwrap()
+        .register();
     let r = reg.shrink_slab(&root, 0, 0).unwrap();
     assert_eq!(r.visited, 2);
-    assert_eq!(r.freed, 10, "the shrinker after the panicking one still ran");
+    assert_eq!(
+        r.freed, 10,
+        "the shrinker after the panicking one still ran"
+    );
     assert_eq!(r.panics.len(), 1);
     assert_eq!(r.panics[0].id, bad.id());
     assert_eq!(r.panics[0].message, "boom");
@@ -193,7 +248,10 @@ fn self_free_is_an_error_not_a_deadlock_and_drop_frees_asynchronously() {
     *slot.lock().unwrap() = Some(h);
     let r = reg.shrink_slab(&root, 0, 0).unwrap();
     assert_eq!(r.visited, 1);
-    assert_eq!(outcome.lock().unwrap().as_deref(), Some("self-free refused"));
+    assert_eq!(
+        outcome.lock().unwrap().as_deref(),
+        Some("self-free refused")
+    );
     // The walk held the last reference and unpublished the shrinker.
     assert!(reg.is_empty());
     assert!(reg.shrinkers().iter().all(|s| s.id != id));
@@ -243,7 +301,10 @@ fn free_waits_for_the_in_flight_callback() {
     freed_rx.recv_timeout(HANG).unwrap();
     freer.join().unwrap();
     assert_eq!(walker.join().unwrap().freed, 1);
-    assert_eq!(*events.lock().unwrap(), vec!["callback start", "callback end", "free returned"]);
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec!["callback start", "callback end", "free returned"]
+    );
 }
 
 #[test]
@@ -278,15 +339,23 @@ fn blocked_callback_does_not_block_other_registrations() {
         let (reg, still_blocked) = (reg.clone(), still_blocked.clone());
         std::thread::spawn(move || {
             for i in 0..1000 {
-                let s = reg.alloc(ShrinkerConfig::new(format!("c{i}")), Cache::with(1)).unwrap().register();
+                let s = reg
+                    .alloc(ShrinkerConfig::new(format!("c{i}")), Cache::with(1))
+                    .unwrap()
+                    .register();
                 s.free().unwrap();
-                assert!(still_blocked.load(Ordering::SeqCst), "the blocked callback was released early");
+                assert!(
+                    still_blocked.load(Ordering::SeqCst),
+                    "the blocked callback was released early"
+                );
             }
             done_tx.send(()).unwrap();
         })
     };
     // All 1000 cycles complete while the other shrinker's callback is still blocked.
-    done_rx.recv_timeout(HANG).expect("register/free cycles waited for an unrelated callback");
+    done_rx
+        .recv_timeout(HANG)
+        .expect("register/free cycles waited for an unrelated callback");
     churn.join().unwrap();
     still_blocked.store(false, Ordering::SeqCst);
     release_tx.send(()).unwrap();
@@ -351,11 +420,18 @@ mod with_memcg {
         let a = reg.create_memcg(&root).unwrap();
         let b = reg.create_memcg(&root).unwrap();
         let cache = Cache::with(100);
-        let s = reg.alloc(ShrinkerConfig::new("m").flags(memcg_aware()), cache.clone()).unwrap().register();
+        let s = reg
+            .alloc(ShrinkerConfig::new("m").flags(memcg_aware()), cache.clone())
+            .unwrap()
+            .register();
         assert_eq!(reg.shrink_slab(&a, 0, 0).unwrap().visited, 0, "no bit yet");
         s.set_bit(&a, 0).unwrap();
         assert_eq!(reg.shrink_slab(&b, 0, 0).unwrap().visited, 0);
-        assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 0, "not charged to the root");
+        assert_eq!(
+            reg.shrink_slab(&root, 0, 0).unwrap().visited,
+            0,
+            "not charged to the root"
+        );
         let r = reg.shrink_slab(&a, 0, 0).unwrap();
         assert_eq!((r.visited, r.freed), (1, 100));
         // Now empty: SHRINK_EMPTY clears the bit (and the recount finds nothing).
@@ -390,7 +466,10 @@ mod with_memcg {
         s.set_bit(&a, 0).unwrap();
         reg.shrink_slab(&a, 0, 12).unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert!(a.shrinker_info(0).unwrap().test_bit(s.id().0 as usize), "bit restored");
+        assert!(
+            a.shrinker_info(0).unwrap().test_bit(s.id().0 as usize),
+            "bit restored"
+        );
         assert_eq!(s.stats().bit_restores, 1);
         s.free().unwrap();
     }
@@ -426,10 +505,20 @@ mod with_memcg {
 
     #[test]
     fn kmem_off_calls_only_nonslab_shrinkers_below_the_root() {
-        let reg = Registry::new(MemcgConfig { nr_nodes: 1, kmem: false, ..MemcgConfig::default() });
+        let reg = Registry::new(MemcgConfig {
+            nr_nodes: 1,
+            kmem: false,
+            ..MemcgConfig::default()
+        });
         let root = reg.online_root().unwrap();
         let a = reg.create_memcg(&root).unwrap();
-        let slab = reg.alloc(ShrinkerConfig::new("slab").flags(memcg_aware()), Cache::with(5)).unwrap().register();
+        let slab = reg
+            .alloc(
+                ShrinkerConfig::new("slab").flags(memcg_aware()),
+                Cache::with(5),
+            )
+            .unwrap()
+            .register();
         let nonslab = reg
             .alloc(
                 ShrinkerConfig::new("nonslab").flags(memcg_aware() | ShrinkerFlags::NONSLAB),
@@ -441,7 +530,10 @@ mod with_memcg {
         nonslab.set_bit(&a, 0).unwrap();
         let r = reg.shrink_slab(&a, 0, 0).unwrap();
         assert_eq!((r.visited, r.freed), (1, 5));
-        assert!(a.shrinker_info(0).unwrap().test_bit(slab.id().0 as usize), "skipped, not cleared");
+        assert!(
+            a.shrinker_info(0).unwrap().test_bit(slab.id().0 as usize),
+            "skipped, not cleared"
+        );
     }
 
     #[test]
@@ -449,7 +541,13 @@ mod with_memcg {
         let reg = registry(1);
         let root = reg.online_root().unwrap();
         let a = reg.create_memcg(&root).unwrap();
-        let s = reg.alloc(ShrinkerConfig::new("m").flags(memcg_aware()), Cache::with(1_000_000)).unwrap().register();
+        let s = reg
+            .alloc(
+                ShrinkerConfig::new("m").flags(memcg_aware()),
+                Cache::with(1_000_000),
+            )
+            .unwrap()
+            .register();
         s.set_bit(&a, 0).unwrap();
         reg.shrink_slab(&a, 0, 12).unwrap();
         let id = s.id().0 as usize;
@@ -470,7 +568,12 @@ mod with_memcg {
         let reg = registry(2);
         let root = reg.online_root().unwrap();
         let kids: Vec<_> = (0..5).map(|_| reg.create_memcg(&root).unwrap()).collect();
-        let hs: Vec<_> = (0..300).map(|i| reg.alloc(ShrinkerConfig::new(format!("s{i}")), Cache::with(0)).unwrap()).collect();
+        let hs: Vec<_> = (0..300)
+            .map(|i| {
+                reg.alloc(ShrinkerConfig::new(format!("s{i}")), Cache::with(0))
+                    .unwrap()
+            })
+            .collect();
         for m in kids.iter().chain(std::iter::once(&root)) {
             for nid in 0..2 {
                 assert!(m.shrinker_info(nid).unwrap().map_nr_max() >= 300);
@@ -488,9 +591,20 @@ mod without_memcg {
     fn dummy_root_holds_every_shrinker() {
         let reg = registry(1);
         let root = reg.online_root().unwrap();
-        assert_eq!(reg.create_memcg(&root).unwrap_err(), Error::Memcg(MemcgError::Disabled));
-        let s = reg.alloc(ShrinkerConfig::new("m").flags(memcg_aware()), Cache::with(10)).unwrap();
-        assert!(!s.flags().contains(ShrinkerFlags::MEMCG_AWARE), "flag dropped as in the kernel");
+        assert_eq!(
+            reg.create_memcg(&root).unwrap_err(),
+            Error::Memcg(MemcgError::Disabled)
+        );
+        let s = reg
+            .alloc(
+                ShrinkerConfig::new("m").flags(memcg_aware()),
+                Cache::with(10),
+            )
+            .unwrap();
+        assert!(
+            !s.flags().contains(ShrinkerFlags::MEMCG_AWARE),
+            "flag dropped as in the kernel"
+        );
         let s = s.register();
         let r = reg.shrink_slab(&root, 0, 0).unwrap();
         assert_eq!((r.visited, r.freed), (1, 10));
@@ -500,12 +614,25 @@ mod without_memcg {
 
 #[test]
 fn runtime_disabled_memcg_acts_like_compiled_out() {
-    let reg = Registry::new(MemcgConfig { nr_nodes: 1, disabled: true, ..MemcgConfig::default() });
+    let reg = Registry::new(MemcgConfig {
+        nr_nodes: 1,
+        disabled: true,
+        ..MemcgConfig::default()
+    });
     // Registered before the root: the boot path.
-    let s = reg.alloc(ShrinkerConfig::new("m").flags(memcg_aware()), Cache::with(10)).unwrap().register();
+    let s = reg
+        .alloc(
+            ShrinkerConfig::new("m").flags(memcg_aware()),
+            Cache::with(10),
+        )
+        .unwrap()
+        .register();
     assert!(!s.flags().contains(ShrinkerFlags::MEMCG_AWARE));
     let root = reg.online_root().unwrap();
-    assert_eq!(reg.create_memcg(&root).unwrap_err(), Error::Memcg(MemcgError::Disabled));
+    assert_eq!(
+        reg.create_memcg(&root).unwrap_err(),
+        Error::Memcg(MemcgError::Disabled)
+    );
     let r = reg.shrink_slab(&root, 0, 0).unwrap();
     assert_eq!((r.visited, r.freed), (1, 10));
     s.free().unwrap();

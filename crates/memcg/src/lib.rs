@@ -596,11 +596,17 @@ impl MemcgTree {
         if new_nr_max <= w.map_nr_max {
             return Ok(());
         }
-        let guard = unishrink_xarray::pin();
-        for (_, inner) in self.shared.ids.iter(0, &guard) {
-            for info in inner.infos.iter() {
+        // Walk the hierarchy through the children lists rather than the id
+        // radix tree: no epoch pin is taken under the writer lock, because
+        // pinning may run deferred destructors of user data, which must not
+        // run while we hold a lock they could want. The lists also include
+        // memcgs still being taken offline, so they grow too.
+        let mut stack: Vec<Memcg> = self.shared.root.get().cloned().into_iter().collect();
+        while let Some(m) = stack.pop() {
+            for info in m.0.infos.iter() {
                 info.expand(new_nr_max)?;
             }
+            stack.extend(m.children());
         }
         w.map_nr_max = new_nr_max;
         self.shared.map_nr_max.store(new_nr_max, Ordering::Release);

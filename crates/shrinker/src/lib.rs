@@ -62,15 +62,14 @@
 //! // A cache of 1000 objects that frees what it is asked to.
 //! let objects = Arc::new(AtomicU64::new(1000));
 //! let (c, s) = (objects.clone(), objects.clone());
+//! // Free at most what is there (the scan target may exceed it at low priority).
+//! let take = move |n: u64| s.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |have| Some(have - have.min(n))).unwrap().min(n);
 //! let shrinker = reg
 //!     .alloc(
 //!         ShrinkerConfig::new("demo-cache").seeks(0),
 //!         from_fns(
 //!             move |_sc| Count::Objects(c.load(Ordering::Relaxed)),
-//!             move |sc| {
-//!                 s.fetch_sub(sc.nr_to_scan, Ordering::Relaxed);
-//!                 Scan::Freed(sc.nr_to_scan)
-//!             },
+//!             move |sc| Scan::Freed(take(sc.nr_to_scan)),
 //!         ),
 //!     )
 //!     .unwrap()
@@ -96,11 +95,13 @@ pub mod trace;
 
 pub use registry::{
     AllocatedShrinker, CallbackPanic, Error, FreeError, RegisteredShrinker, Registry, ShrinkReport,
-    ShrinkerConfig, ShrinkerFlags, ShrinkerId, ShrinkerSnapshot, DEFAULT_MAX_SHRINKER_ID,
+    ShrinkerConfig, ShrinkerFlags, ShrinkerId, ShrinkerSnapshot, WeakRegistry,
+    DEFAULT_MAX_SHRINKER_ID,
 };
 pub use scan::{
     do_shrink_slab, from_fns, scan_delta, Count, DeferredCounter, FnShrink, Scan, ScanOutcome,
-    ScanParams, ScanTrace, Shrink, ShrinkControl, DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
+    ScanParams, ScanTrace, Shrink, ShrinkControl, DEFAULT_SEEKS, DEF_PRIORITY, MAX_FREEABLE,
+    SHRINK_BATCH,
 };
 pub use stats::StatsSnapshot;
 pub use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgId, MemcgTree};

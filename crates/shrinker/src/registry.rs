@@ -1,9 +1,10 @@
 //! The registry: the IDR of shrinkers, their lifecycle, and `shrink_slab`.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
@@ -248,10 +249,45 @@ pub(crate) struct ShrinkerInner {
     /// the walker that puts the last reference unpublishes it.
     free_on_last_put: AtomicBool,
     pub(crate) stats: ShrinkerStats,
-    shrink: Box<dyn Shrink>,
+    /// The user's callbacks. Dropped explicitly by the thread that finishes
+    /// the free (see `drop_shrink`), never by the epoch collector, so user
+    /// `Drop` code never runs inside someone else's `pin()` while that thread
+    /// holds a registry or memcg lock it might want.
+    shrink: UnsafeCell<ManuallyDrop<Box<dyn Shrink>>>,
+    shrink_dropped: AtomicBool,
 }
 
+// SAFETY: every field but `shrink` is Sync. `shrink` is read (`&dyn Shrink`,
+// itself Sync since `Shrink: Sync`) only by holders of an active reference
+// or of the still-unregistered handle, and written exactly once by
+// `drop_shrink`, which runs only after the active count reached its terminal
+// zero with no handle left to take a reference (see `drop_shrink`).
+unsafe impl Sync for ShrinkerInner {}
+
 impl ShrinkerInner {
+    /// The callbacks. Callers hold an active reference (or the shrinker was
+    /// never registered and the caller owns its only handle).
+    fn shrink(&self) -> &dyn Shrink {
+        // SAFETY: `drop_shrink` runs only once no reference can exist (see
+        // there); until then the box is initialized and never mutated.
+        unsafe { &***self.shrink.get() }
+    }
+
+    /// Drops the user's callbacks now, in the calling thread.
+    ///
+    /// # Safety
+    /// The active count must have reached zero (terminal) and the caller must
+    /// be the one finishing the free, so no `shrink()` borrow exists or can
+    /// be created: walks only call `shrink()` between a successful `try_get`
+    /// and its `put`, and `try_get` fails forever once the count is zero.
+    unsafe fn drop_shrink(&self) {
+        if !self.shrink_dropped.swap(true, Ordering::AcqRel) {
+            // SAFETY: per the contract above we have exclusive access, and
+            // the flag makes this happen once.
+            unsafe { ManuallyDrop::drop(&mut *self.shrink.get()) }
+        }
+    }
+
     fn id(&self) -> ShrinkerId {
         ShrinkerId(self.id.load(Ordering::Relaxed))
     }
@@ -264,6 +300,17 @@ impl ShrinkerInner {
     /// Whether this shrinker may legitimately have its bit in `memcg`'s map of `nid`.
     fn belongs(&self, memcg: &Memcg, nid: usize) -> bool {
         (self.memcg_aware() || memcg.is_root()) && (self.numa_aware() || nid == 0)
+    }
+}
+
+impl Drop for ShrinkerInner {
+    fn drop(&mut self) {
+        // Normally already dropped by the freeing thread; this covers a
+        // registry torn down with the shrinker never freed through a handle.
+        if !*self.shrink_dropped.get_mut() {
+            // SAFETY: `&mut self`: nobody else can observe the shrinker.
+            unsafe { ManuallyDrop::drop(self.shrink.get_mut()) }
+        }
     }
 }
 
@@ -327,6 +374,18 @@ impl fmt::Debug for Registry {
     }
 }
 
+/// A non-owning handle to a [`Registry`], for callbacks and hooks that must
+/// not keep the registry alive (which would make a reference cycle).
+#[derive(Clone, Debug)]
+pub struct WeakRegistry(Weak<Shared>);
+
+impl WeakRegistry {
+    /// The registry, if it still exists.
+    pub fn upgrade(&self) -> Option<Registry> {
+        self.0.upgrade().map(|shared| Registry { shared })
+    }
+}
+
 /// Default upper bound of shrinker ids (the kernel's IDR takes any int).
 pub const DEFAULT_MAX_SHRINKER_ID: u32 = (1 << 24) - 1;
 
@@ -356,6 +415,11 @@ impl Registry {
     #[cfg(feature = "fault-injection")]
     pub fn faults(&self) -> &crate::fault::Faults {
         &self.shared.faults
+    }
+
+    /// A non-owning handle to this registry.
+    pub fn downgrade(&self) -> WeakRegistry {
+        WeakRegistry(Arc::downgrade(&self.shared))
     }
 
     /// The memcg tree.
@@ -426,7 +490,8 @@ impl Registry {
             active: ActiveRef::new(),
             free_on_last_put: AtomicBool::new(false),
             stats: ShrinkerStats::default(),
-            shrink: Box::new(shrink),
+            shrink: UnsafeCell::new(ManuallyDrop::new(Box::new(shrink))),
+            shrink_dropped: AtomicBool::new(false),
         });
         let _w = self.shared.writer.lock();
         #[cfg(feature = "fault-injection")]
@@ -651,7 +716,7 @@ impl Registry {
         };
         let outcome = {
             let _scope = CallbackScope::enter(s);
-            do_shrink_slab(&*s.shrink, s.params, &mut sc, priority, &deferred)
+            do_shrink_slab(s.shrink(), s.params, &mut sc, priority, &deferred)
         };
         let (trace, freed) = match outcome {
             ScanOutcome::Empty => {
@@ -693,6 +758,9 @@ impl Registry {
     fn put(&self, s: &ShrinkerInner) {
         if s.active.put() && s.free_on_last_put.load(Ordering::Acquire) {
             self.unpublish(s);
+            // SAFETY: the count just reached zero and the handle is gone
+            // (it was dropped inside a callback, asking us to finish).
+            unsafe { s.drop_shrink() };
         }
     }
 
@@ -786,7 +854,7 @@ impl Registry {
             };
             let _scope = CallbackScope::enter(s);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                s.shrink.count_objects(&sc)
+                s.shrink().count_objects(&sc)
             })) {
                 Ok(crate::Count::Empty) => Ok(None),
                 Ok(crate::Count::Objects(n)) => Ok(Some(n)),
@@ -815,7 +883,7 @@ impl Registry {
             };
             let _scope = CallbackScope::enter(s);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                s.shrink.scan_objects(&mut sc)
+                s.shrink().scan_objects(&mut sc)
             }));
             let trace = ScanTrace {
                 total_scan: nr_to_scan,
@@ -928,6 +996,9 @@ impl Drop for AllocatedShrinker {
         if let Some(inner) = self.inner.take() {
             inner.state.store(DYING, Ordering::Release);
             self.registry.unpublish(&inner);
+            // SAFETY: never registered, so the count is zero and no walk ever
+            // held a reference; this was the only handle.
+            unsafe { inner.drop_shrink() };
         }
     }
 }
@@ -1006,6 +1077,8 @@ impl RegisteredShrinker {
         inner.active.put();
         inner.active.wait_for_zero();
         self.registry.unpublish(&inner);
+        // SAFETY: the count is zero (terminal) and this was the handle.
+        unsafe { inner.drop_shrink() };
     }
 }
 
@@ -1022,6 +1095,8 @@ impl Drop for RegisteredShrinker {
             inner.free_on_last_put.store(true, Ordering::Release);
             if inner.active.put() {
                 self.registry.unpublish(&inner);
+                // SAFETY: we dropped the last reference; the handle is gone.
+                unsafe { inner.drop_shrink() };
             }
         } else {
             self.free_now();

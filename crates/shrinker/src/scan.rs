@@ -9,6 +9,11 @@ use unishrink_memcg::Memcg;
 pub const DEFAULT_SEEKS: u32 = 2;
 /// The kernel's `SHRINK_BATCH`: objects per `scan_objects` call by default.
 pub const SHRINK_BATCH: u64 = 128;
+/// Counts above this are taken as this (2^32 objects in one (memcg, node) of
+/// one shrinker). A corrupted or lying count can then make one pass call
+/// `scan_objects` at most `2 * MAX_FREEABLE / batch` times instead of
+/// effectively forever; real caches stay far below it.
+pub const MAX_FREEABLE: u64 = 1 << 32;
 /// The gentlest reclaim priority (`DEF_PRIORITY`); 0 scans everything.
 pub const DEF_PRIORITY: u32 = 12;
 
@@ -194,8 +199,9 @@ pub fn scan_delta(freeable: u64, priority: u32, seeks: u32) -> u64 {
 /// (not below 0, capped at `2 * freeable`) to the next pass.
 ///
 /// Deviations, all for robustness against foreign callbacks: arithmetic
-/// saturates instead of wrapping, and a call reporting `nr_scanned == 0`
-/// ends the loop (the kernel would spin forever on such a callee).
+/// saturates instead of wrapping, counts are clamped to [`MAX_FREEABLE`],
+/// and a call reporting `nr_scanned == 0` ends the loop (the kernel would
+/// spin forever on such a callee).
 pub fn do_shrink_slab(
     shrink: &dyn Shrink,
     params: ScanParams,
@@ -209,7 +215,7 @@ pub fn do_shrink_slab(
         Err(payload) => return ScanOutcome::Panicked(trace, payload),
         Ok(Count::Empty) => return ScanOutcome::Empty,
         Ok(Count::Objects(0)) => return ScanOutcome::Done(trace),
-        Ok(Count::Objects(n)) => n,
+        Ok(Count::Objects(n)) => n.min(MAX_FREEABLE),
     };
     let batch_size = if params.batch == 0 {
         SHRINK_BATCH

@@ -201,23 +201,41 @@ fn zero_progress_callee_does_not_hang() {
     let (out, deferred) = run(&r, 2, 128, 12, 0);
     let t = done(out);
     assert_eq!(r.calls().len(), 1);
+    assert_eq!((t.scanned, t.freed), (0, 128));
     assert_eq!(deferred, 488);
 }
 
 #[test]
-fn absurd_counts_saturate() {
+fn absurd_counts_are_clamped_and_saturate() {
     let mut r = Recorder::new(u64::MAX);
     r.stop_at = Some(1);
     let (out, deferred) = run(&r, 1, u64::MAX, 0, u64::MAX);
     let t = done(out);
-    assert_eq!(t.total_scan, u64::MAX);
-    assert_eq!(deferred, u64::MAX);
+    assert_eq!(t.freeable, MAX_FREEABLE);
+    assert_eq!(t.total_scan, 2 * MAX_FREEABLE);
+    assert_eq!(
+        deferred,
+        2 * MAX_FREEABLE,
+        "the backlog is capped at twice the clamped count"
+    );
     assert_eq!(scan_delta(u64::MAX, 0, 1), u64::MAX);
     assert_eq!(
         scan_delta(1, 64, 2),
         0,
         "shift past the width is 0, not a panic"
     );
+}
+
+#[test]
+fn a_lying_count_ends_in_a_bounded_number_of_calls() {
+    // Claims u64::MAX objects, frees nothing, reports full scans: the pass
+    // ends after 2 * MAX_FREEABLE / batch calls.
+    let r = Recorder::new(u64::MAX);
+    let batch = 1 << 27;
+    let (out, _) = run(&r, 2, batch, 0, 0);
+    let t = done(out);
+    assert_eq!(r.calls().len() as u64, 2 * MAX_FREEABLE / batch);
+    assert_eq!(t.scanned, 2 * MAX_FREEABLE);
 }
 
 #[test]
