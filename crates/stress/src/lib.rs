@@ -8,7 +8,11 @@
 //! own [`Schedule`] (a `StdRng` seeded with `seed + thread`, so a seed
 //! reproduces each thread's sequence of attempted operations):
 //!
-//! * **caches**: simulated caches (one per shrinker) keep per-(memcg, node)
+//! * **caches**: a quarter of the shrinkers are real
+//!   [`LruShrinker`](unishrink_list_lru::LruShrinker)s over a
+//!   [`ListLru`](unishrink_list_lru::ListLru) of counted items (adds,
+//!   deletes by handle, walks, reparenting by the lru's own hook); the others
+//!   are simulated caches that keep per-(memcg, node)
 //!   object counts, as `list_lru` would. Adding the first object of a
 //!   (memcg, node) calls `set_shrinker_bit` under the cache lock; a reparent
 //!   hook moves a dying memcg's objects to its parent and sets the parent's
@@ -37,7 +41,9 @@
 //!   shrinker id, `child + parent` before with `parent` after.
 //!
 //! At the end, once the threads have stopped:
-//! * objects: for every cache, `added == freed + still present`, and the
+//! * objects: for every cache, `added == freed + still present` (list_lru
+//!   caches: `added == disposed by walks + deleted + on the lists`, and at
+//!   teardown every item value ever created has been dropped), and the
 //!   frees reported by `shrink_slab` equal the frees the caches performed;
 //!   every panic a callback raised was reported in `ShrinkReport::panics`;
 //! * no object is stranded in an offline memcg, and every (memcg, node)
@@ -88,6 +94,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use unishrink_list_lru::{ListLru, LruHandle, LruShrinker, LruWalk};
 use unishrink_shrinker::{
     Count, Error, Memcg, MemcgConfig, MemcgError, MemcgId, RegisteredShrinker, Registry, Scan,
     Shrink, ShrinkControl, ShrinkerConfig, ShrinkerFlags, ShrinkerId,
@@ -270,6 +277,8 @@ pub struct Outcome {
     pub freed: u64,
     /// Offlines that were checked for conservation.
     pub checked_offlines: u64,
+    /// Items added to list_lru caches.
+    pub lru_items: u64,
 }
 
 impl Outcome {
@@ -434,6 +443,44 @@ impl Shrink for CacheShrink {
     }
 }
 
+/// An item on a list_lru cache; counts its drop (leak check).
+struct Item(Arc<AtomicU64>);
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the callbacks of a list_lru cache share with the harness (not the
+/// lru itself: the registry must not own the last clone of a `ListLru`).
+struct LruState {
+    id: AtomicU32,
+    freed: AtomicBool,
+    disposed: AtomicU64,
+    checker: Arc<Checker>,
+}
+
+/// A cache built on `unishrink-list-lru`.
+struct LruCache {
+    lru: ListLru<Item>,
+    state: Arc<LruState>,
+    added: AtomicU64,
+    deleted: AtomicU64,
+}
+
+impl LruCache {
+    fn id(&self) -> ShrinkerId {
+        ShrinkerId(self.state.id.load(Ordering::Acquire))
+    }
+}
+
+/// A registered cache of either kind.
+enum Live {
+    Sim(RegisteredShrinker, Arc<Cache>),
+    Lru(LruShrinker<Item>, Arc<LruCache>),
+}
+
 /// Per-thread progress, read by the watchdog.
 #[derive(Default)]
 struct ThreadState {
@@ -469,7 +516,10 @@ struct World {
     checker: Arc<Checker>,
     slots: Mutex<Vec<Arc<Slot>>>,
     caches: Arc<Mutex<Vec<Arc<Cache>>>>,
-    live: Mutex<Vec<(RegisteredShrinker, Arc<Cache>)>>,
+    live: Mutex<Vec<Live>>,
+    lru_caches: Mutex<Vec<Arc<LruCache>>>,
+    items_created: AtomicU64,
+    items_dropped: Arc<AtomicU64>,
     offline_lock: RwLock<()>,
     shrink_created: AtomicU64,
     shrink_drops: Arc<AtomicU64>,
@@ -513,6 +563,9 @@ impl World {
             })]),
             caches: Arc::new(Mutex::new(Vec::new())),
             live: Mutex::new(Vec::new()),
+            lru_caches: Mutex::new(Vec::new()),
+            items_created: AtomicU64::new(0),
+            items_dropped: Arc::new(AtomicU64::new(0)),
             offline_lock: RwLock::new(()),
             shrink_created: AtomicU64::new(0),
             shrink_drops: Arc::new(AtomicU64::new(0)),
@@ -566,12 +619,16 @@ impl World {
         })
     }
 
-    fn pick_live(&self, word: u64) -> Option<Arc<Cache>> {
+    /// A live cache: `Ok` simulated, `Err` list_lru.
+    fn pick_live(&self, word: u64) -> Option<Result<Arc<Cache>, Arc<LruCache>>> {
         let live = self.live.lock();
         if live.is_empty() {
             return None;
         }
-        Some(live[(word % live.len() as u64) as usize].1.clone())
+        Some(match &live[(word % live.len() as u64) as usize] {
+            Live::Sim(_, c) => Ok(c.clone()),
+            Live::Lru(_, c) => Err(c.clone()),
+        })
     }
 
     fn slot_of(&self, id: MemcgId) -> Option<Arc<Slot>> {
@@ -608,7 +665,10 @@ impl World {
                 }
             }
             Op::SpuriousBit => {
-                let Some(id) = self.pick_live(w[0]).map(|c| c.id()) else {
+                let Some(id) = self
+                    .pick_live(w[0])
+                    .map(|c| c.map_or_else(|l| l.id(), |c| c.id()))
+                else {
                     return;
                 };
                 let Some(slot) = pick(&self.slots.lock(), w[1]) else {
@@ -651,8 +711,10 @@ impl World {
     }
 
     fn add_items(&self, w: [u64; 4]) {
-        let Some(cache) = self.pick_live(w[0]) else {
-            return;
+        let cache = match self.pick_live(w[0]) {
+            None => return,
+            Some(Err(lru)) => return self.add_lru_items(&lru, w),
+            Some(Ok(c)) => c,
         };
         let mut slot = if cache.memcg_aware {
             let Some(s) = pick(&self.slots.lock(), w[1]) else {
@@ -706,9 +768,97 @@ impl World {
         }
     }
 
+    /// Adds items to a list_lru cache (the lru itself redirects adds to an
+    /// offline memcg to its nearest online ancestor), deleting some again by
+    /// handle. Holds the offline lock for reading: a *checked* offline never
+    /// sees an add land in its parent behind the gates' back.
+    fn add_lru_items(&self, cache: &LruCache, w: [u64; 4]) {
+        let Some(slot) = pick(&self.slots.lock(), w[1]) else {
+            return;
+        };
+        let nid = (w[2] % self.cfg.nr_nodes as u64) as usize;
+        let _ol = self.offline_lock.read();
+        let mut last: Option<LruHandle> = None;
+        for _ in 0..1 + w[3] % 8 {
+            self.items_created.fetch_add(1, Ordering::Relaxed);
+            match cache
+                .lru
+                .add(&slot.memcg, nid, Item(self.items_dropped.clone()))
+            {
+                Ok(h) => {
+                    cache.added.fetch_add(1, Ordering::Relaxed);
+                    last = Some(h);
+                }
+                Err(e) => self.checker.fail(format!("list_lru add: {e}")),
+            }
+        }
+        if let Some(h) = last.filter(|_| w[3] % 4 == 0) {
+            // A walk may have taken it meanwhile: then del reports None.
+            if cache.lru.del(&h).is_some() {
+                cache.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn alloc_lru_shrinker(&self, w: [u64; 4]) {
+        let state = Arc::new(LruState {
+            id: AtomicU32::new(u32::MAX),
+            freed: AtomicBool::new(false),
+            disposed: AtomicU64::new(0),
+            checker: self.checker.clone(),
+        });
+        let lru = ListLru::new(&self.reg);
+        let (si, sd) = (state.clone(), state.clone());
+        let config = ShrinkerConfig::new(format!("lru-{}", w[2] % 1000))
+            .seeks([0, 1, 2, 4][(w[2] % 4) as usize])
+            .batch([0, 16, 128][(w[3] % 3) as usize]);
+        let rotate = w[1] % 3 == 0;
+        let n = AtomicU64::new(0);
+        let shrinker = LruShrinker::new(
+            lru.clone(),
+            config,
+            move |_item: &mut Item| {
+                if si.freed.load(Ordering::Acquire) {
+                    si.checker.fail(format!(
+                        "list_lru isolate of shrinker {} ran after its free returned",
+                        si.id.load(Ordering::Relaxed)
+                    ));
+                }
+                if rotate && n.fetch_add(1, Ordering::Relaxed) % 5 == 4 {
+                    LruWalk::Rotate
+                } else {
+                    LruWalk::Removed
+                }
+            },
+            move |item: Item| {
+                sd.disposed.fetch_add(1, Ordering::Relaxed);
+                drop(item);
+            },
+        );
+        let shrinker = match shrinker {
+            Ok(s) => s,
+            Err(e) => {
+                self.checker.fail(format!("LruShrinker::new: {e}"));
+                return;
+            }
+        };
+        state.id.store(shrinker.id().0, Ordering::Release);
+        let cache = Arc::new(LruCache {
+            lru,
+            state,
+            added: AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
+        });
+        self.lru_caches.lock().push(cache.clone());
+        self.live.lock().push(Live::Lru(shrinker, cache));
+    }
+
     fn alloc_shrinker(&self, w: [u64; 4]) {
         if self.live.lock().len() >= self.cfg.max_shrinkers {
             return;
+        }
+        if w[1] % 4 == 3 {
+            return self.alloc_lru_shrinker(w);
         }
         let memcg_aware = w[0] % 5 != 0;
         let numa_aware = w[0] % 2 == 0;
@@ -757,7 +907,7 @@ impl World {
         }
         self.caches.lock().push(cache.clone());
         let h = allocated.register();
-        self.live.lock().push((h, cache));
+        self.live.lock().push(Live::Sim(h, cache));
     }
 
     fn free_shrinker(&self, w: [u64; 4]) {
@@ -769,7 +919,16 @@ impl World {
             let i = (w[0] % live.len() as u64) as usize;
             live.swap_remove(i)
         };
-        let (h, cache) = taken;
+        let (h, cache) = match taken {
+            Live::Sim(h, c) => (h, c),
+            Live::Lru(s, c) => {
+                // Frees the shrinker (waiting for its callbacks); the lru
+                // and its items stay with the harness for the final counts.
+                drop(s.into_lru());
+                c.state.freed.store(true, Ordering::Release);
+                return;
+            }
+        };
         if self.cfg.sabotage == Some(Sabotage::LeakShrinker) {
             let mut leaked = self.leaked.lock();
             if leaked.is_empty() {
@@ -862,7 +1021,36 @@ impl World {
                 .collect()
         };
         let (ic, ip) = (items(c.id().0), items(p.id().0));
+        let lrus: Vec<Arc<LruCache>> = self.lru_caches.lock().clone();
+        let lru_counts = |m: &Memcg| -> Vec<Vec<u64>> {
+            lrus.iter()
+                .map(|l| {
+                    (0..self.cfg.nr_nodes)
+                        .map(|nid| l.lru.count(m, nid).unwrap_or(u64::MAX))
+                        .collect()
+                })
+                .collect()
+        };
+        let (lc, lp) = (lru_counts(c), lru_counts(p));
         self.reg.offline_memcg(c)?;
+        let (mc, mp) = (lru_counts(c), lru_counts(p));
+        for (k, l) in lrus.iter().enumerate() {
+            for nid in 0..self.cfg.nr_nodes {
+                if mp[k][nid] != lc[k][nid] + lp[k][nid] || mc[k][nid] != 0 {
+                    self.checker.fail(format!(
+                        "offline {} -> {}: list_lru of shrinker {} node {nid}: child {} + parent \
+                         {} before, parent {} (child {}) after",
+                        c.id(),
+                        p.id(),
+                        l.id(),
+                        lc[k][nid],
+                        lp[k][nid],
+                        mp[k][nid],
+                        mc[k][nid]
+                    ));
+                }
+            }
+        }
         self.checked_offlines.fetch_add(1, Ordering::Relaxed);
 
         let after = Self::deferred(p, len);
@@ -923,6 +1111,40 @@ impl World {
                 ));
             }
         }
+        let lrus: Vec<Arc<LruCache>> = self.lru_caches.lock().clone();
+        for l in &lrus {
+            let (added, deleted, disposed, present) = (
+                l.added.load(Ordering::Relaxed),
+                l.deleted.load(Ordering::Relaxed),
+                l.state.disposed.load(Ordering::Relaxed),
+                l.lru.total(),
+            );
+            removed += disposed;
+            if added != deleted + disposed + present {
+                self.checker.fail(format!(
+                    "list_lru of shrinker {}: {added} added != {deleted} deleted + {disposed} \
+                     disposed + {present} listed",
+                    l.id()
+                ));
+            }
+            if l.state.freed.load(Ordering::Acquire) {
+                continue;
+            }
+            for m in self.reg.memcgs().iter() {
+                for nid in 0..self.cfg.nr_nodes {
+                    let n = l.lru.count(&m, nid).unwrap_or(0);
+                    let info = m.shrinker_info(nid).expect("nid < nr_nodes");
+                    if n > 0 && !info.test_bit(l.id().0 as usize) {
+                        self.checker.fail(format!(
+                            "lost bit: list_lru shrinker {} has {n} items in ({}, node {nid}) \
+                             but its bit is clear",
+                            l.id(),
+                            m.id()
+                        ));
+                    }
+                }
+            }
+        }
         let reported = self.walk_freed.load(Ordering::Relaxed);
         if reported != removed {
             self.checker.fail(format!(
@@ -971,7 +1193,15 @@ impl World {
     /// Frees every shrinker and offlines every memcg; checks nothing is left.
     fn teardown(&self) {
         let live: Vec<_> = std::mem::take(&mut *self.live.lock());
-        for (h, cache) in live {
+        for l in live {
+            let (h, cache) = match l {
+                Live::Sim(h, c) => (h, c),
+                Live::Lru(s, c) => {
+                    drop(s.into_lru());
+                    c.state.freed.store(true, Ordering::Release);
+                    continue;
+                }
+            };
             match h.free() {
                 Ok(()) => cache.freed.store(true, Ordering::Release),
                 Err(e) => self.checker.fail(format!("teardown free: {e}")),
@@ -1018,6 +1248,20 @@ impl World {
         }
         // Objects are all in the root now: recheck conservation there.
         self.final_checks();
+        // Every list_lru item value ever created must be dropped once the
+        // lists are drained (disposed and deleted ones already were).
+        for l in self.lru_caches.lock().iter() {
+            drop(l.lru.drain());
+        }
+        let (created, dropped) = (
+            self.items_created.load(Ordering::Relaxed),
+            self.items_dropped.load(Ordering::Relaxed),
+        );
+        if created != dropped {
+            self.checker.fail(format!(
+                "leak: {created} list_lru items created, {dropped} dropped"
+            ));
+        }
     }
 }
 
@@ -1095,6 +1339,7 @@ pub fn run(cfg: &Config) -> Outcome {
         .collect();
     let freed = world.walk_freed.load(Ordering::Relaxed);
     let checked_offlines = world.checked_offlines.load(Ordering::Relaxed);
+    let lru_items = world.items_created.load(Ordering::Relaxed);
     let leaked = world.leaked.lock().len() as u64;
     if let Ok(w) = Arc::try_unwrap(world) {
         // Leaked handles (sabotage) must not be freed by this drop.
@@ -1134,6 +1379,7 @@ pub fn run(cfg: &Config) -> Outcome {
         per_op,
         freed,
         checked_offlines,
+        lru_items,
     }
 }
 

@@ -40,9 +40,10 @@ fn main() -> ExitCode {
         .map(|(op, n)| format!("{op:?}={n}"))
         .collect();
     eprintln!(
-        "stress: {}; {} objects freed; {} checked offlines",
+        "stress: {}; {} objects freed; {} list_lru items; {} checked offlines",
         per_op.join(" "),
         out.freed,
+        out.lru_items,
         out.checked_offlines
     );
     println!("{}", out.summary_line());

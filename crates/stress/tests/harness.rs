@@ -27,6 +27,7 @@ fn clean_run_has_no_violations() {
             "no object was ever reclaimed: the run proves little"
         );
         assert!(out.checked_offlines > 0, "no checked offline happened");
+        assert!(out.lru_items > 0, "no list_lru cache was used");
         for (op, n) in &out.per_op {
             assert!(*n > 0, "{op:?} never ran");
         }
