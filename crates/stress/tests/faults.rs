@@ -411,3 +411,21 @@ fn memcg_offline_in_the_middle_of_a_walk() {
     a.free().unwrap();
     b.free().unwrap();
 }
+
+/// The same outcome with the failure raised by shrinker-info's own
+/// allocation hook (its `fault-injection` feature) rather than the
+/// registry's: the unit allocation of a fresh (memcg, node) fails.
+#[test]
+fn unit_alloc_failure_from_shrinker_info_itself() {
+    let (reg, root) = registry();
+    let child = reg.create_memcg(&root).unwrap();
+    let s = reg.alloc(aware(), fixed(100)).unwrap().register();
+    let info = child.shrinker_info(1).unwrap();
+    info.fail_next_allocations(1);
+    assert_eq!(s.set_bit(&child, 1).unwrap_err(), Error::OutOfMemory);
+    assert!(!info.test_bit(s.id().0 as usize));
+    s.set_bit(&child, 1).unwrap();
+    assert!(info.test_bit(s.id().0 as usize));
+    assert_eq!(reg.shrink_slab(&child, 1, 0).unwrap().visited, 1);
+    s.free().unwrap();
+}
