@@ -84,6 +84,8 @@
 //! assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 0);
 //! ```
 
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod refcount;
 mod registry;
 mod scan;

@@ -354,6 +354,8 @@ struct Shared {
     /// by a reclaim walk, so registration never waits for reclaim.
     writer: Mutex<()>,
     max_id: u32,
+    #[cfg(feature = "fault-injection")]
+    faults: crate::fault::Faults,
 }
 
 /// The shrinker registry: one IDR of shrinkers over one memcg tree, and the
@@ -403,8 +405,16 @@ impl Registry {
                 idr: XArray::new(),
                 writer: Mutex::new(()),
                 max_id,
+                #[cfg(feature = "fault-injection")]
+                faults: crate::fault::Faults::default(),
             }),
         }
+    }
+
+    /// The armed faults of this registry (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&self) -> &crate::fault::Faults {
+        &self.shared.faults
     }
 
     /// A non-owning handle to this registry.
@@ -491,6 +501,8 @@ impl Registry {
             shrink_dropped: AtomicBool::new(false),
         });
         let _w = self.shared.writer.lock();
+        #[cfg(feature = "fault-injection")]
+        self.shared.faults.idr_alloc()?;
         let id = self
             .shared
             .idr
@@ -500,11 +512,20 @@ impl Registry {
                 _ => Error::OutOfMemory,
             })?;
         inner.id.store(id as u32, Ordering::Relaxed);
-        let grown = self
+        #[cfg(feature = "fault-injection")]
+        let injected = self
             .shared
-            .tree
-            .expand_all(id as usize + 1)
-            .map_err(Error::from)
+            .faults
+            .info_expand(&self.shared.tree, id as usize + 1);
+        #[cfg(not(feature = "fault-injection"))]
+        let injected = Ok(());
+        let grown = injected
+            .and_then(|()| {
+                self.shared
+                    .tree
+                    .expand_all(id as usize + 1)
+                    .map_err(Error::from)
+            })
             .and_then(|()| {
                 // The sticky root bit is set now, while failure can still be
                 // reported; walkers skip a shrinker that is only allocated.
@@ -544,6 +565,8 @@ impl Registry {
             return Err(Error::Memcg(MemcgError::Offline(memcg.id())));
         }
         let nid = if s.numa_aware() { nid } else { 0 };
+        #[cfg(feature = "fault-injection")]
+        self.shared.faults.unit_alloc()?;
         memcg.shrinker_info(nid)?.set_bit(id.0 as usize)?;
         Ok(())
     }

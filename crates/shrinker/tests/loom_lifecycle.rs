@@ -1,7 +1,7 @@
 //! Loom models of the shrinker lifecycle (DESIGN.md §2), on the crate's real
 //! `ActiveRef` (built against loom's atomics, mutex and condvar).
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p unishrink-shrinker --release --test loom_lifecycle`
+//! Run: `cargo xtask loom` (it sets `RUSTFLAGS="--cfg loom --cfg crossbeam_loom"`).
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
