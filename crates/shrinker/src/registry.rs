@@ -655,7 +655,12 @@ impl Registry {
             let s = unsafe { &*ptr };
             report.visited += 1;
             let deferred = bits.deferred_slot(id);
-            let freed = self.shrink_one(s, info, &deferred, memcg, nid, priority, &mut report);
+            let target = Target {
+                memcg,
+                nid,
+                priority,
+            };
+            let freed = self.shrink_one(s, info, &deferred, target, &mut report);
             report.freed = report.freed.saturating_add(freed);
             self.put(s);
         }
@@ -669,13 +674,11 @@ impl Registry {
         s: &ShrinkerInner,
         info: &ShrinkerInfo,
         deferred: &DeferredSlot<'_>,
-        memcg: &Memcg,
-        nid: usize,
-        priority: u32,
+        t: Target<'_>,
         report: &mut ShrinkReport,
     ) -> u64 {
         let id = s.id().0 as usize;
-        let first = self.run(s, deferred, memcg, nid, priority, report);
+        let first = self.run(s, deferred, t, report);
         match first {
             Some(freed) => freed,
             None if !s.memcg_aware() => 0, // global: the root bit is sticky
@@ -685,7 +688,7 @@ impl Registry {
                 // sees the object a racing add published, or that add's
                 // set_bit comes after our clear.
                 fence(Ordering::SeqCst);
-                match self.run(s, deferred, memcg, nid, priority, report) {
+                match self.run(s, deferred, t, report) {
                     None => 0,
                     Some(freed) => {
                         s.stats.record_bit_restore();
@@ -703,11 +706,14 @@ impl Registry {
         &self,
         s: &ShrinkerInner,
         deferred: &DeferredSlot<'_>,
-        memcg: &Memcg,
-        nid: usize,
-        priority: u32,
+        t: Target<'_>,
         report: &mut ShrinkReport,
     ) -> Option<u64> {
+        let Target {
+            memcg,
+            nid,
+            priority,
+        } = t;
         let mut sc = ShrinkControl {
             memcg,
             nid,
@@ -910,6 +916,14 @@ impl Registry {
             }
         })
     }
+}
+
+/// Where one `shrink_slab` call reclaims.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    memcg: &'a Memcg,
+    nid: usize,
+    priority: u32,
 }
 
 /// The deferred counter of one id in one shrinker_info.
