@@ -7,10 +7,18 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let reg = Registry::new(MemcgConfig {
-        nr_nodes: 1,
-        ..MemcgConfig::default()
-    });
+    // Second argument `nostats`: per-shrinker counters off.
+    let stats = std::env::args().nth(2).is_none_or(|a| a != "nostats");
+    let reg = Registry::with_options(
+        MemcgConfig {
+            nr_nodes: 1,
+            ..MemcgConfig::default()
+        },
+        RegistryOptions {
+            stats,
+            ..RegistryOptions::default()
+        },
+    );
     let root = reg.online_root().unwrap();
     let child = reg.create_memcg(&root).unwrap();
     let handles: Vec<_> = (0..256)

@@ -94,9 +94,9 @@ mod sync;
 pub mod trace;
 
 pub use registry::{
-    AllocatedShrinker, CallbackPanic, Error, FreeError, RegisteredShrinker, Registry, ShrinkReport,
-    ShrinkerConfig, ShrinkerFlags, ShrinkerId, ShrinkerSnapshot, WeakRegistry,
-    DEFAULT_MAX_SHRINKER_ID,
+    AllocatedShrinker, CallbackPanic, Error, FreeError, RegisteredShrinker, Registry,
+    RegistryOptions, ShrinkReport, ShrinkerConfig, ShrinkerFlags, ShrinkerId, ShrinkerSnapshot,
+    WeakRegistry, DEFAULT_MAX_SHRINKER_ID,
 };
 pub use scan::{
     do_shrink_slab, from_fns, scan_delta, Count, DeferredCounter, FnShrink, Scan, ScanOutcome,

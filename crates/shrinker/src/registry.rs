@@ -236,25 +236,29 @@ const ALLOCATED: u8 = 0;
 const REGISTERED: u8 = 1;
 const DYING: u8 = 2;
 
+/// Field order is fixed (`repr(C)`) so that what a walk touches — state,
+/// flags, scan parameters, the active count and the callback pointer — sits
+/// in the first cache line; the walk visits many shrinkers, each once.
+#[repr(C, align(64))]
 pub(crate) struct ShrinkerInner {
-    /// Written once, under the writer lock, before any handle exists.
-    id: AtomicU32,
-    name: String,
+    state: AtomicU8,
     /// Effective flags: MEMCG_AWARE is dropped when memcgs are off/disabled.
     flags: ShrinkerFlags,
-    params: ScanParams,
-    state: AtomicU8,
-    active: ActiveRef,
     /// Set when the handle was dropped inside the shrinker's own callback:
     /// the walker that puts the last reference unpublishes it.
     free_on_last_put: AtomicBool,
-    pub(crate) stats: ShrinkerStats,
+    shrink_dropped: AtomicBool,
+    /// Written once, under the writer lock, before any handle exists.
+    id: AtomicU32,
+    params: ScanParams,
+    active: ActiveRef,
     /// The user's callbacks. Dropped explicitly by the thread that finishes
     /// the free (see `drop_shrink`), never by the epoch collector, so user
     /// `Drop` code never runs inside someone else's `pin()` while that thread
     /// holds a registry or memcg lock it might want.
     shrink: UnsafeCell<ManuallyDrop<Box<dyn Shrink>>>,
-    shrink_dropped: AtomicBool,
+    pub(crate) stats: ShrinkerStats,
+    name: String,
 }
 
 // SAFETY: every field but `shrink` is Sync. `shrink` is read (`&dyn Shrink`,
@@ -354,6 +358,8 @@ struct Shared {
     /// by a reclaim walk, so registration never waits for reclaim.
     writer: Mutex<()>,
     max_id: u32,
+    /// Whether walks update the per-shrinker counters.
+    stats: bool,
     #[cfg(feature = "fault-injection")]
     faults: crate::fault::Faults,
 }
@@ -389,6 +395,27 @@ impl WeakRegistry {
 /// Default upper bound of shrinker ids (the kernel's IDR takes any int).
 pub const DEFAULT_MAX_SHRINKER_ID: u32 = (1 << 24) - 1;
 
+/// Registry-wide settings; see [`Registry::with_options`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Shrinker ids are limited to `0..=max_shrinker_id`.
+    pub max_shrinker_id: u32,
+    /// Whether walks keep the per-shrinker counters of
+    /// [`RegisteredShrinker::stats`] (default on). They cost two
+    /// uncontended atomic adds per visited shrinker (the `visit_overhead`
+    /// table of `cargo xtask bench` shows how much); the kernel keeps none.
+    pub stats: bool,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        Self {
+            max_shrinker_id: DEFAULT_MAX_SHRINKER_ID,
+            stats: true,
+        }
+    }
+}
+
 impl Registry {
     /// A registry over a new memcg tree. The root is not online yet (boot
     /// path): shrinkers can be allocated and registered right away, and
@@ -399,12 +426,24 @@ impl Registry {
 
     /// Like [`Registry::new`], with shrinker ids limited to `0..=max_id`.
     pub fn with_max_id(config: MemcgConfig, max_id: u32) -> Self {
+        Self::with_options(
+            config,
+            RegistryOptions {
+                max_shrinker_id: max_id,
+                ..RegistryOptions::default()
+            },
+        )
+    }
+
+    /// Like [`Registry::new`], with explicit [`RegistryOptions`].
+    pub fn with_options(config: MemcgConfig, options: RegistryOptions) -> Self {
         Self {
             shared: Arc::new(Shared {
                 tree: MemcgTree::new(config),
                 idr: XArray::new(),
                 writer: Mutex::new(()),
-                max_id,
+                max_id: options.max_shrinker_id,
+                stats: options.stats,
                 #[cfg(feature = "fault-injection")]
                 faults: crate::fault::Faults::default(),
             }),
@@ -735,7 +774,9 @@ impl Registry {
         };
         let (trace, freed) = match outcome {
             ScanOutcome::Empty => {
-                s.stats.record_empty();
+                if self.shared.stats {
+                    s.stats.record_empty();
+                }
                 crate::trace::empty(s.id(), &s.name, memcg, nid, priority);
                 return None;
             }
@@ -750,7 +791,9 @@ impl Registry {
                 (t, t.freed)
             }
         };
-        s.stats.record(&trace);
+        if self.shared.stats {
+            s.stats.record(&trace);
+        }
         crate::trace::scanned(s.id(), &s.name, memcg, nid, priority, &trace);
         Some(freed)
     }

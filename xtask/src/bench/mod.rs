@@ -62,7 +62,7 @@ impl Profile {
             reg_time: Duration::from_millis(700),
             block: Duration::from_millis(200),
             blocked_cycles: 1000,
-            drop_memcgs: 1000,
+            drop_memcgs: 4000,
             mem_memcgs: 1000,
             visit_sets: vec![16, 256, 4096],
             setup_budget: Duration::from_secs(40),
