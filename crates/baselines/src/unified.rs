@@ -10,10 +10,15 @@
 //!   bitmap like every memcg (global shrinkers have sticky bits there).
 //! * [`Design::info_bytes`] is `MemcgTree::shrinker_info_bytes`, i.e. the sum
 //!   of `ShrinkerInfo::bytes()` over every online memcg.
+//! * The registry is built with per-shrinker counters off (`RegistryOptions::
+//!   stats`), since no baseline (and no kernel) keeps them; `unified+stats`
+//!   ([`Unified::with_stats`]) measures the default, counters on.
 
 use std::sync::Arc;
 
-use unishrink_shrinker::{self as us, MemcgConfig, Registry, ShrinkerConfig, ShrinkerFlags};
+use unishrink_shrinker::{
+    self as us, MemcgConfig, Registry, RegistryOptions, ShrinkerConfig, ShrinkerFlags,
+};
 
 use crate::{Callbacks, Count, Design, DesignConfig, Error, Scan, ShrinkCtl, ShrinkerSpec};
 
@@ -21,6 +26,7 @@ use crate::{Callbacks, Count, Design, DesignConfig, Error, Scan, ShrinkCtl, Shri
 pub struct Unified {
     reg: Registry,
     root: us::Memcg,
+    stats: bool,
 }
 
 struct Adapter(Arc<dyn Callbacks>);
@@ -58,6 +64,28 @@ fn ue<E: std::fmt::Display>(e: E) -> Error {
 }
 
 impl Unified {
+    /// The design with the registry's per-shrinker counters on (`true`, the
+    /// registry's default; named `unified+stats`) or off (`false`; what
+    /// [`Design::new`] builds, named `unified`). The baselines, like the
+    /// kernel, keep no such counters, so the comparison proper runs without.
+    pub fn with_stats(cfg: DesignConfig, stats: bool) -> Result<Self, Error> {
+        if cfg.nr_nodes == 0 {
+            return Err(Error::NoNodes);
+        }
+        let reg = Registry::with_options(
+            MemcgConfig {
+                nr_nodes: cfg.nr_nodes,
+                ..MemcgConfig::default()
+            },
+            RegistryOptions {
+                stats,
+                ..RegistryOptions::default()
+            },
+        );
+        let root = reg.online_root().map_err(ue)?;
+        Ok(Self { reg, root, stats })
+    }
+
     /// The underlying registry.
     pub fn registry(&self) -> &Registry {
         &self.reg
@@ -69,19 +97,15 @@ impl Design for Unified {
     type Shrinker = us::RegisteredShrinker;
 
     fn new(cfg: DesignConfig) -> Result<Self, Error> {
-        if cfg.nr_nodes == 0 {
-            return Err(Error::NoNodes);
-        }
-        let reg = Registry::new(MemcgConfig {
-            nr_nodes: cfg.nr_nodes,
-            ..MemcgConfig::default()
-        });
-        let root = reg.online_root().map_err(ue)?;
-        Ok(Self { reg, root })
+        Self::with_stats(cfg, false)
     }
 
     fn name(&self) -> &'static str {
-        "unified"
+        if self.stats {
+            "unified+stats"
+        } else {
+            "unified"
+        }
     }
 
     fn root(&self) -> us::Memcg {

@@ -8,7 +8,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     // Second argument `nostats`: per-shrinker counters off.
-    let stats = std::env::args().nth(2).is_none_or(|a| a != "nostats");
+    let stats = std::env::args().nth(2).as_deref() != Some("nostats");
     let reg = Registry::with_options(
         MemcgConfig {
             nr_nodes: 1,

@@ -280,6 +280,9 @@ pub(crate) fn main(args: &[String]) -> R<()> {
     {
         let unified = move || unishrink_baselines::unified::Unified::new(cfg);
         run_design(&unified, &p, &mut prog, &mut res)?;
+        // The default registry keeps per-shrinker counters; show their cost.
+        let with_stats = move || unishrink_baselines::unified::Unified::with_stats(cfg, true);
+        workloads::visit_overhead(&with_stats, &p, &mut prog, &mut res.visit_overhead)?;
     }
     workloads::drop_caches(
         &move || Rwsem::nobitmap(cfg),
