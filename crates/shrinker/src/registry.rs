@@ -1003,6 +1003,50 @@ pub struct ShrinkerSnapshot {
     pub stats: StatsSnapshot,
 }
 
+/// The accessors both handle types share (the handle owns `inner` until it
+/// is consumed by `register`/`free`).
+macro_rules! handle_accessors {
+    ($handle:ident) => {
+        impl fmt::Debug for $handle {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    .field("id", &self.id())
+                    .field("name", &self.name())
+                    .finish()
+            }
+        }
+
+        impl $handle {
+            fn inner(&self) -> &ShrinkerInner {
+                self.inner.as_deref().expect("present until consumed")
+            }
+
+            /// The id.
+            pub fn id(&self) -> ShrinkerId {
+                self.inner().id()
+            }
+
+            /// The name.
+            pub fn name(&self) -> &str {
+                &self.inner().name
+            }
+
+            /// Effective flags (MEMCG_AWARE dropped when memcgs are off or disabled).
+            pub fn flags(&self) -> ShrinkerFlags {
+                self.inner().flags
+            }
+
+            /// The registry this shrinker belongs to.
+            pub fn registry(&self) -> &Registry {
+                &self.registry
+            }
+        }
+    };
+}
+
+handle_accessors!(AllocatedShrinker);
+handle_accessors!(RegisteredShrinker);
+
 /// A shrinker with an id that is not called yet. Register it with
 /// [`AllocatedShrinker::register`]; dropping it releases the id.
 pub struct AllocatedShrinker {
@@ -1010,35 +1054,7 @@ pub struct AllocatedShrinker {
     registry: Registry,
 }
 
-impl fmt::Debug for AllocatedShrinker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AllocatedShrinker")
-            .field("id", &self.id())
-            .field("name", &self.name())
-            .finish()
-    }
-}
-
 impl AllocatedShrinker {
-    fn inner(&self) -> &ShrinkerInner {
-        self.inner.as_deref().expect("present until consumed")
-    }
-
-    /// The id.
-    pub fn id(&self) -> ShrinkerId {
-        self.inner().id()
-    }
-
-    /// The name.
-    pub fn name(&self) -> &str {
-        &self.inner().name
-    }
-
-    /// Effective flags (MEMCG_AWARE dropped when memcgs are off or disabled).
-    pub fn flags(&self) -> ShrinkerFlags {
-        self.inner().flags
-    }
-
     /// Makes the shrinker visible to reclaim: its active count becomes 1.
     pub fn register(mut self) -> RegisteredShrinker {
         let inner = self.inner.take().expect("present until consumed");
@@ -1075,40 +1091,7 @@ pub struct RegisteredShrinker {
     registry: Registry,
 }
 
-impl fmt::Debug for RegisteredShrinker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegisteredShrinker")
-            .field("id", &self.id())
-            .field("name", &self.name())
-            .finish()
-    }
-}
-
 impl RegisteredShrinker {
-    fn inner(&self) -> &ShrinkerInner {
-        self.inner.as_deref().expect("present until consumed")
-    }
-
-    /// The id.
-    pub fn id(&self) -> ShrinkerId {
-        self.inner().id()
-    }
-
-    /// The name.
-    pub fn name(&self) -> &str {
-        &self.inner().name
-    }
-
-    /// Effective flags.
-    pub fn flags(&self) -> ShrinkerFlags {
-        self.inner().flags
-    }
-
-    /// The registry this shrinker belongs to.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Shorthand for [`Registry::set_shrinker_bit`] with this shrinker's id.
     pub fn set_bit(&self, memcg: &Memcg, nid: usize) -> Result<(), Error> {
         self.registry.set_shrinker_bit(memcg, nid, self.id())
