@@ -61,6 +61,10 @@ fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
     Some(r)
 }
 
+// SAFETY: every block comes from the system allocator with a layout grown by
+// a header that `dealloc` finds again from the caller's layout; the
+// accounting never allocates through this allocator (the thread-local
+// reentrancy guard sends nested allocations straight to `System`).
 unsafe impl GlobalAlloc for ChargingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let charged = guarded(|| {

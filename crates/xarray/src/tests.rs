@@ -56,6 +56,8 @@ fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
                     *any |= n.marks[m].load(Relaxed) & bit != 0;
                 }
             } else {
+                // SAFETY: the test owns the tree (no concurrent writer), so
+                // every node reachable from the root is live.
                 let c = unsafe { &*p.cast::<Node>() };
                 assert_eq!(c.shift + CHUNK_SHIFT, n.shift);
                 let (e, cfree, cm) = rec(c, false);
@@ -72,6 +74,7 @@ fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
         assert!(count > 0, "empty root reachable");
         (entries, n.free.load(Relaxed), marks_any)
     }
+    // SAFETY: as above; the root is live while the test holds the tree.
     let (e, _, _) = rec(unsafe { &*root }, true);
     e
 }
