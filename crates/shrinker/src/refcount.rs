@@ -104,6 +104,18 @@ impl ActiveRef {
         if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             return true;
         }
+        // Callbacks are usually short: spin a little before sleeping, so the
+        // common race with a walk costs no futex wait/wake. Leaving the spin
+        // early is only an optimization — completion is still decided under
+        // the mutex below, which also orders the walker's last touch of this
+        // memory (its unlock) before our return.
+        #[cfg(not(loom))]
+        {
+            let backoff = crossbeam_utils::Backoff::new();
+            while self.count.load(Ordering::Acquire) != 0 && !backoff.is_completed() {
+                backoff.snooze();
+            }
+        }
         let mut c = self.completion.lock().unwrap_or_else(|e| e.into_inner());
         // `done` and `waiting` are both under the mutex: a last `put`
         // either ran before we locked (done is set) or will see `waiting`.
