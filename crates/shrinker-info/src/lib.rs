@@ -897,15 +897,16 @@ impl DeferredSlot<'_> {
     pub fn add(&self, delta: u64) -> Result<u64, InfoError> {
         match self.counter() {
             Some(c) => {
-                let mut cur = c.load(SeqCst);
-                loop {
-                    let new = cur.saturating_add(delta);
-                    if new == cur {
-                        return Ok(cur);
-                    }
-                    match c.compare_exchange_weak(cur, new, SeqCst, SeqCst) {
-                        Ok(_) => return Ok(new),
-                        Err(actual) => cur = actual,
+                // One locked add instead of a load + CAS loop (this runs on
+                // every visit). Saturation is restored after the fact: an add
+                // that wrapped pins the counter at the maximum, which is
+                // where a racing add would have left it anyway.
+                let old = c.fetch_add(delta, SeqCst);
+                match old.checked_add(delta) {
+                    Some(new) => Ok(new),
+                    None => {
+                        c.store(u64::MAX, SeqCst);
+                        Ok(u64::MAX)
                     }
                 }
             }
