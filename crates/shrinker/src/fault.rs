@@ -11,12 +11,14 @@
 //! | [`Faults::fail_info_expand`] | growth of every memcg's shrinker_info in `alloc` | `Error::OutOfMemory`; the id is released (the next alloc gets it again); memcgs grown before the failure keep their larger capacity (harmless) and lose no bit or counter |
 //! | [`Faults::fail_unit_alloc`] | unit allocation in [`Registry::set_shrinker_bit`](crate::Registry::set_shrinker_bit) | `Error::OutOfMemory`; the bit is not set, nothing else changes; a retry succeeds |
 //!
-//! The stand-in radix tree and shrinker_info have no allocation hooks of
-//! their own yet, so the faults are injected here, at the registry's call
-//! sites, and reproduce the documented failure states of those calls
-//! (including a *partial* expansion: [`Faults::fail_info_expand`] first grows
-//! the first `grow_first` online memcgs, exactly what `expand_all` leaves
-//! behind when an allocation fails midway).
+//! The radix tree and shrinker_info have per-instance hooks of their own
+//! (`XArray::fail_nth_node_alloc`, `ShrinkerInfo::fail_next_allocations`),
+//! but the registry's IDR and the memcgs' infos are private to it, so these
+//! faults are injected at the registry's call sites and reproduce the
+//! documented failure states of those calls (including a *partial*
+//! expansion: [`Faults::fail_info_expand`] first grows the first
+//! `grow_first` online memcgs, exactly what `expand_all` leaves behind when
+//! an allocation fails midway).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 

@@ -123,6 +123,12 @@ impl ActiveRef {
             c.waiting = true;
             c = self.zero.wait(c).unwrap_or_else(|e| e.into_inner());
         }
+        drop(c);
+        // The mutex already orders the last walker's callbacks before us; this
+        // Acquire load of the zero its `put` wrote says so in the atomics too
+        // (ThreadSanitizer cannot see inside the uninstrumented std mutex).
+        let zero = self.count.load(Ordering::Acquire);
+        debug_assert_eq!(zero, 0);
         false
     }
 }
