@@ -55,6 +55,7 @@ mod ids;
 mod memcg;
 mod rculist;
 mod refs;
+mod registrar;
 pub mod rwsem;
 pub mod scan;
 pub mod split;

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::ids::IdAllocator;
-use crate::memcg::{nr_max_for, Memcg};
+use crate::memcg::Memcg;
+use crate::registrar::Registrar;
 use crate::scan::{Core, Outcome};
 use crate::{check_args, Callbacks, Design, DesignConfig, Error, ShrinkerSpec};
 
@@ -37,10 +37,7 @@ struct RwShrinker {
 struct State {
     list: Vec<Arc<RwShrinker>>,
     idr: Vec<Option<Arc<RwShrinker>>>,
-    ids: IdAllocator,
-    nr_max: usize,
-    memcgs: Vec<Memcg>,
-    next_memcg_id: usize,
+    reg: Registrar,
 }
 
 /// The rwsem design (see the module docs).
@@ -69,8 +66,7 @@ impl Rwsem {
         let nr_nodes = cfg.nr_nodes;
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
         let state = State {
-            memcgs: vec![root.clone()],
-            next_memcg_id: 1,
+            reg: Registrar::new(root.clone()),
             ..State::default()
         };
         Ok(Self {
@@ -181,11 +177,7 @@ impl Design for Rwsem {
             return Err(Error::ForeignHandle);
         }
         let mut st = self.lock.write();
-        let id = st.next_memcg_id;
-        st.next_memcg_id += 1;
-        let m = Memcg::new(id, false, self.owner(), self.nr_nodes, st.nr_max);
-        st.memcgs.push(m.clone());
-        Ok(m)
+        Ok(st.reg.create_memcg(self.owner(), self.nr_nodes))
     }
 
     fn memcg_id(&self, memcg: &Memcg) -> usize {
@@ -196,23 +188,7 @@ impl Design for Rwsem {
         // prealloc_shrinker: id and shrinker_info growth under the write lock.
         let s = {
             let mut st = self.lock.write();
-            let id = if spec.memcg_aware {
-                let id = st.ids.alloc();
-                if id >= crate::table::MAX_IDS {
-                    st.ids.release(id);
-                    return Err(Error::IdSpaceFull);
-                }
-                if id >= st.nr_max {
-                    let n = nr_max_for(id);
-                    for m in &st.memcgs {
-                        m.grow(n);
-                    }
-                    st.nr_max = n;
-                }
-                Some(id)
-            } else {
-                None
-            };
+            let id = st.reg.alloc_id(spec.memcg_aware)?;
             let s = Arc::new(RwShrinker {
                 core: Core::new(spec, cb, id, self.nr_nodes),
                 pos: AtomicUsize::new(0),
@@ -263,7 +239,7 @@ impl Design for Rwsem {
         }
         if let Some(id) = s.s.core.id {
             st.idr[id] = None;
-            st.ids.release(id);
+            st.reg.ids.release(id);
         }
         Ok(())
     }
@@ -284,6 +260,6 @@ impl Design for Rwsem {
     }
 
     fn info_bytes(&self) -> usize {
-        self.lock.read().memcgs.iter().map(Memcg::bytes).sum()
+        self.lock.read().reg.memcgs.iter().map(Memcg::bytes).sum()
     }
 }

@@ -23,12 +23,12 @@ use std::sync::Arc;
 use crossbeam_epoch as epoch;
 use parking_lot::Mutex;
 
-use crate::ids::IdAllocator;
-use crate::memcg::{nr_max_for, Memcg};
+use crate::memcg::Memcg;
 use crate::rculist::{free_node, Node, RcuList};
 use crate::refs::Refs;
+use crate::registrar::Registrar;
 use crate::scan::{Core, Outcome};
-use crate::table::{IdTable, MAX_IDS};
+use crate::table::IdTable;
 use crate::{check_args, Callbacks, Design, DesignConfig, Error, ShrinkerSpec};
 
 pub(crate) struct SplitShrinker {
@@ -40,10 +40,7 @@ pub(crate) struct SplitShrinker {
 type SNode = Node<SplitShrinker>;
 
 struct Writer {
-    ids: IdAllocator,
-    nr_max: usize,
-    memcgs: Vec<Memcg>,
-    next_memcg_id: usize,
+    reg: Registrar,
 }
 
 /// The split design (see the module docs).
@@ -175,10 +172,7 @@ impl Design for Split {
         let nr_nodes = cfg.nr_nodes;
         let root = Memcg::new(0, true, owner, nr_nodes, 0);
         let w = Writer {
-            ids: IdAllocator::default(),
-            nr_max: 0,
-            memcgs: vec![root.clone()],
-            next_memcg_id: 1,
+            reg: Registrar::new(root.clone()),
         };
         Ok(Self {
             nr_nodes,
@@ -205,11 +199,7 @@ impl Design for Split {
             return Err(Error::ForeignHandle);
         }
         let mut w = self.mutex.lock();
-        let id = w.next_memcg_id;
-        w.next_memcg_id += 1;
-        let m = Memcg::new(id, false, self.owner(), self.nr_nodes, w.nr_max);
-        w.memcgs.push(m.clone());
-        Ok(m)
+        Ok(w.reg.create_memcg(self.owner(), self.nr_nodes))
     }
 
     fn memcg_id(&self, memcg: &Memcg) -> usize {
@@ -220,23 +210,7 @@ impl Design for Split {
         // shrinker_alloc: id, info growth and IDR insert under the mutex.
         let node = {
             let mut w = self.mutex.lock();
-            let id = if spec.memcg_aware {
-                let id = w.ids.alloc();
-                if id >= MAX_IDS {
-                    w.ids.release(id);
-                    return Err(Error::IdSpaceFull);
-                }
-                if id >= w.nr_max {
-                    let n = nr_max_for(id);
-                    for m in &w.memcgs {
-                        m.grow(n);
-                    }
-                    w.nr_max = n;
-                }
-                Some(id)
-            } else {
-                None
-            };
+            let id = w.reg.alloc_id(spec.memcg_aware)?;
             let core = Core::new(spec, cb, id, self.nr_nodes);
             let node = Node::alloc(SplitShrinker {
                 core,
@@ -296,7 +270,7 @@ impl Design for Split {
             }
             if let Some(id) = node.val.core.id {
                 self.idr.set(id, std::ptr::null_mut())?;
-                w.ids.release(id);
+                w.reg.ids.release(id);
             }
         }
         let p = s.node as usize;
@@ -322,6 +296,6 @@ impl Design for Split {
     }
 
     fn info_bytes(&self) -> usize {
-        self.mutex.lock().memcgs.iter().map(Memcg::bytes).sum()
+        self.mutex.lock().reg.memcgs.iter().map(Memcg::bytes).sum()
     }
 }
