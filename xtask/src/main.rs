@@ -7,7 +7,7 @@
 //! Subcommands:
 //! * `bench [--full] [--quick]`: compare the four shrinker designs
 //!   (rwsem, srcu, split, unified) on every workload; tables on stdout,
-//!   `target/bench/report.{json,md}` and SVG plots. See [`bench`].
+//!   `target/bench/report.{json,md}` and SVG plots. See [`mod@bench`].
 //! * `stress --seconds N [--threads T] [--seed S] [--asan | --tsan]`: the
 //!   randomized soak of `crates/stress`, optionally under a sanitizer.
 //! * `loom`: every loom model of the workspace (`crates/*/tests/loom_*.rs`).

@@ -1,8 +1,8 @@
 //! `split`: the Linux ≥ 6.7 design.
 //!
-//! * Every shrinker is on a global list with RCU readers ([`crate::rculist`]
+//! * Every shrinker is on a global list with RCU readers (module `rculist`
 //!   under crossbeam-epoch); memcg-aware shrinkers also get an id in the IDR
-//!   ([`crate::table`]) and bits in per-memcg flat bitmaps.
+//!   (module `table`) and bits in per-memcg flat bitmaps.
 //! * Each shrinker has a refcount: a walker finds it inside an epoch pin,
 //!   `try_get`s it, unpins while the callbacks run, re-pins and `put`s.
 //! * `free` drops the initial reference, waits until the count is zero (only

@@ -1,6 +1,6 @@
 //! `srcu`: the reverted 2023 attempt at lockless shrinkers with SRCU.
 //!
-//! * Readers enter an SRCU read section ([`crate::srcu_lock`]) for the whole
+//! * Readers enter an SRCU read section (module `srcu_lock`) for the whole
 //!   walk — callbacks included — and need no refcount.
 //! * `register` takes the mutex twice (alloc: id, growth, IDR insert; then
 //!   list add), like the rwsem version it replaced.

@@ -7,7 +7,7 @@
 //!   passes at priority 12 ([`DEF_PRIORITY`], gentle: each shrinker is asked
 //!   to scan about `freeable >> 12`) down to 0 (scan everything), like the
 //!   kernel's `do_try_to_free_pages`. Each pass calls
-//!   [`Registry::shrink_slab`] for every online memcg of the target subtree
+//!   [`Registry::shrink_slab`](unishrink_shrinker::Registry::shrink_slab) for every online memcg of the target subtree
 //!   (pre-order, parents before children) on every node. The loop stops as
 //!   soon as `goal` objects were freed: targeted (memcg) reclaim checks after
 //!   every `(memcg, node)` — the kernel's cgroup reclaim bails out early too —

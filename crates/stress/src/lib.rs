@@ -9,8 +9,8 @@
 //! reproduces each thread's sequence of attempted operations):
 //!
 //! * **caches**: a quarter of the shrinkers are real
-//!   [`LruShrinker`](unishrink_list_lru::LruShrinker)s over a
-//!   [`ListLru`](unishrink_list_lru::ListLru) of counted items (adds,
+//!   `LruShrinker`s over a
+//!   `ListLru` of counted items (adds,
 //!   deletes by handle, walks, reparenting by the lru's own hook); the others
 //!   are simulated caches that keep per-(memcg, node)
 //!   object counts, as `list_lru` would. Adding the first object of a
