@@ -258,25 +258,35 @@ fn self_free_is_an_error_not_a_deadlock_and_drop_frees_asynchronously() {
     assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 0);
 }
 
-#[test]
-fn free_waits_for_the_in_flight_callback() {
-    let reg = registry(1);
-    let root = reg.online_root().unwrap();
-    let events: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+/// A shrinker whose scan is parked inside a reclaim walk on another thread.
+struct Parked {
+    handle: RegisteredShrinker,
+    release: mpsc::Sender<()>,
+    walker: std::thread::JoinHandle<ShrinkReport>,
+}
+
+/// Registers `name`, starts a walk on the root, and returns once its scan has
+/// entered (and is blocked until `release` is sent). `on_event` sees
+/// "callback start" and "callback end".
+fn park_in_scan(
+    reg: &Registry,
+    root: &Memcg,
+    name: &str,
+    on_event: impl Fn(&'static str) + Send + Sync + 'static,
+) -> Parked {
     let (entered_tx, entered_rx) = mpsc::channel::<()>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Mutex::new(release_rx);
-    let ev = events.clone();
-    let h = reg
+    let handle = reg
         .alloc(
-            ShrinkerConfig::new("slow"),
+            ShrinkerConfig::new(name),
             from_fns(
                 |_| Count::Objects(1),
                 move |_| {
-                    ev.lock().unwrap().push("callback start");
+                    on_event("callback start");
                     entered_tx.send(()).unwrap();
                     release_rx.lock().unwrap().recv().unwrap();
-                    ev.lock().unwrap().push("callback end");
+                    on_event("callback end");
                     Scan::Freed(1)
                 },
             ),
@@ -288,8 +298,23 @@ fn free_waits_for_the_in_flight_callback() {
         std::thread::spawn(move || reg.shrink_slab(&root, 0, 0).unwrap())
     };
     entered_rx.recv_timeout(HANG).unwrap();
+    Parked {
+        handle,
+        release: release_tx,
+        walker,
+    }
+}
+
+#[test]
+fn free_waits_for_the_in_flight_callback() {
+    let reg = registry(1);
+    let root = reg.online_root().unwrap();
+    let events: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let ev = events.clone();
+    let parked = park_in_scan(&reg, &root, "slow", move |e| ev.lock().unwrap().push(e));
     let (freed_tx, freed_rx) = mpsc::channel();
     let ev = events.clone();
+    let h = parked.handle;
     let freer = std::thread::spawn(move || {
         h.free().unwrap();
         ev.lock().unwrap().push("free returned");
@@ -297,10 +322,10 @@ fn free_waits_for_the_in_flight_callback() {
     });
     // free cannot have returned while the callback is parked on our channel.
     assert!(freed_rx.try_recv().is_err());
-    release_tx.send(()).unwrap();
+    parked.release.send(()).unwrap();
     freed_rx.recv_timeout(HANG).unwrap();
     freer.join().unwrap();
-    assert_eq!(walker.join().unwrap().freed, 1);
+    assert_eq!(parked.walker.join().unwrap().freed, 1);
     assert_eq!(
         *events.lock().unwrap(),
         vec!["callback start", "callback end", "free returned"]
@@ -311,28 +336,7 @@ fn free_waits_for_the_in_flight_callback() {
 fn blocked_callback_does_not_block_other_registrations() {
     let reg = registry(1);
     let root = reg.online_root().unwrap();
-    let (entered_tx, entered_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
-    let blocked = reg
-        .alloc(
-            ShrinkerConfig::new("blocked"),
-            from_fns(
-                |_| Count::Objects(1),
-                move |_| {
-                    entered_tx.send(()).unwrap();
-                    release_rx.lock().unwrap().recv().unwrap();
-                    Scan::Freed(1)
-                },
-            ),
-        )
-        .unwrap()
-        .register();
-    let walker = {
-        let (reg, root) = (reg.clone(), root.clone());
-        std::thread::spawn(move || reg.shrink_slab(&root, 0, 0).unwrap())
-    };
-    entered_rx.recv_timeout(HANG).unwrap();
+    let parked = park_in_scan(&reg, &root, "blocked", |_| {});
     let still_blocked = Arc::new(AtomicBool::new(true));
     let (done_tx, done_rx) = mpsc::channel();
     let churn = {
@@ -358,9 +362,9 @@ fn blocked_callback_does_not_block_other_registrations() {
         .expect("register/free cycles waited for an unrelated callback");
     churn.join().unwrap();
     still_blocked.store(false, Ordering::SeqCst);
-    release_tx.send(()).unwrap();
-    walker.join().unwrap();
-    blocked.free().unwrap();
+    parked.release.send(()).unwrap();
+    parked.walker.join().unwrap();
+    parked.handle.free().unwrap();
 }
 
 #[test]
