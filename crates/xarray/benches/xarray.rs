@@ -88,7 +88,7 @@ fn load(c: &mut Criterion) {
     g.finish();
 }
 
-/// Times `iters` reader lookups while a second thread idles (`churn == false`) or
+/// Times `iters` reader lookups while a second thread idles (`churn == None`) or
 /// runs `churn` in a loop.
 fn reader_with_writer(
     iters: u64,
@@ -121,6 +121,14 @@ fn reader_with_writer(
     })
 }
 
+/// Reader throughput while a writer churns alloc/erase over the same ids.
+///
+/// Besides the per-structure `quiet`/`churn` pairs, two references separate what
+/// the tree costs from what the epoch collector costs (see the crate docs,
+/// "Readers under writer churn"):
+/// - `xarray_guard64` holds one guard for 64 loads, as a walk does;
+/// - writer `epoch_only` touches no tree at all: it pins and defers a no-op
+///   closure per op, which is the collector traffic of a writer's retirements.
 fn churn(c: &mut Criterion) {
     let n = 4096usize;
     let (xa, bt, hm) = build(n);
@@ -130,6 +138,7 @@ fn churn(c: &mut Criterion) {
             let _ = xa.alloc(v, 0..=u64::MAX);
         }
     };
+    let epoch_only = |_: u64| pin().defer(|| ());
     let bt_churn = |i: u64| {
         let mut m = bt.write().unwrap();
         if let Some(v) = m.remove(&i) {
@@ -144,25 +153,51 @@ fn churn(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("reader_vs_writer");
     g.throughput(Throughput::Elements(1));
-    type Case<'a> = (
-        &'a str,
-        &'a (dyn Fn(u64) -> bool + Sync),
-        &'a (dyn Fn(u64) + Sync),
-    );
+    type Read<'a> = &'a (dyn Fn(u64) -> bool + Sync);
+    type Write<'a> = &'a (dyn Fn(u64) + Sync);
     let xr = |i| xa_load(&xa, i);
     let br = |i| bt_load(&bt, i);
     let hr = |i| hm_load(&hm, i);
-    let cases: [Case; 3] = [
-        ("xarray", &xr, &xa_churn),
-        ("rwlock_btreemap", &br, &bt_churn),
-        ("rwlock_hashmap", &hr, &hm_churn),
+    let cases: [(&str, Read, &[(&str, Write)]); 3] = [
+        (
+            "xarray",
+            &xr,
+            &[("churn", &xa_churn), ("epoch_only", &epoch_only)],
+        ),
+        ("rwlock_btreemap", &br, &[("churn", &bt_churn)]),
+        ("rwlock_hashmap", &hr, &[("churn", &hm_churn)]),
     ];
-    for (name, read, write) in cases {
+    for (name, read, writers) in cases {
         g.bench_function(BenchmarkId::new(name, "quiet"), |b| {
             b.iter_custom(|iters| reader_with_writer(iters, &ord, read, None))
         });
-        g.bench_function(BenchmarkId::new(name, "churn"), |b| {
-            b.iter_custom(|iters| reader_with_writer(iters, &ord, read, Some(write)))
+        for &(wname, write) in writers {
+            g.bench_function(BenchmarkId::new(name, wname), |b| {
+                b.iter_custom(|iters| reader_with_writer(iters, &ord, read, Some(write)))
+            });
+        }
+    }
+    // One guard per 64 loads: the reader repins, so the collector's work and the
+    // pin's fence are paid once per batch.
+    let batched = |iters: u64, churn: Option<Write>| {
+        let batch = |i: u64| {
+            let guard = pin();
+            let mut hit = false;
+            for j in 0..64 {
+                let id = ord[(i as usize + j * 61) % ord.len()];
+                hit |= black_box(xa.load(id, &guard)).is_some();
+            }
+            hit
+        };
+        reader_with_writer(iters.div_ceil(64), &ord, &batch, churn)
+    };
+    for (wname, write) in [
+        ("quiet", None),
+        ("churn", Some(&xa_churn as Write)),
+        ("epoch_only", Some(&epoch_only as Write)),
+    ] {
+        g.bench_function(BenchmarkId::new("xarray_guard64", wname), |b| {
+            b.iter_custom(|iters| batched(iters, write))
         });
     }
     g.finish();

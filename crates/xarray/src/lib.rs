@@ -83,6 +83,24 @@
 //! destruction is not held back. With no thread pinned, a couple of `pin().flush()`
 //! calls run it.
 //!
+//! # Readers under writer churn
+//!
+//! A `load` is a few dependent reads, but the [`pin`] around it is not free, and
+//! under churn it gets dearer. Two reasons come from crossbeam-epoch itself, not
+//! from the tree:
+//! - every pin is a fenced write to the thread's epoch slot, and a writer's
+//!   collection attempt reads that slot, so the reader pays a cache miss to get it back;
+//! - every 128 pins, a thread runs whatever garbage has expired, the writer's included.
+//!   Kernel RCU runs callbacks on the CPU that queued them. crossbeam-epoch runs them on
+//!   whichever thread collects, and the busiest pinner is the reader.
+//!
+//! `benches/xarray.rs` (group `reader_vs_writer`) shows the split. It includes a
+//! writer that pins and defers a no-op and never touches the tree. That writer
+//! slows a reader that pins per load about as much as real alloc/erase churn does.
+//! So a reader that cares about throughput should hold one guard for a batch of loads,
+//! the way `shrink_slab` holds one for a walk. `examples/churn_probe.rs` breaks the
+//! cost down by what the writer does.
+//!
 //! # Example
 //!
 //! ```
