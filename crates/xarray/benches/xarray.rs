@@ -158,7 +158,8 @@ fn churn(c: &mut Criterion) {
     let xr = |i| xa_load(&xa, i);
     let br = |i| bt_load(&bt, i);
     let hr = |i| hm_load(&hm, i);
-    let cases: [(&str, Read, &[(&str, Write)]); 3] = [
+    type Case<'a> = (&'a str, Read<'a>, &'a [(&'a str, Write<'a>)]);
+    let cases: [Case; 3] = [
         (
             "xarray",
             &xr,
