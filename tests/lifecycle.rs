@@ -258,6 +258,84 @@ fn self_free_is_an_error_not_a_deadlock_and_drop_frees_asynchronously() {
     assert_eq!(reg.shrink_slab(&root, 0, 0).unwrap().visited, 0);
 }
 
+/// A callback that runs a nested walk: inside the inner shrinker's callback,
+/// freeing the outer one (still running further out on this thread) is a
+/// self-free; once the nested walk is over, the outer callback may free the
+/// inner shrinker.
+#[cfg(feature = "memcg")]
+#[test]
+fn self_free_is_detected_through_a_nested_walk() {
+    type Slot = Arc<Mutex<Option<RegisteredShrinker>>>;
+    let reg = registry(1);
+    let root = reg.online_root().unwrap();
+    let child = reg.create_memcg(&root).unwrap();
+    let (outer_slot, inner_slot): (Slot, Slot) = Default::default();
+    let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+
+    let (os, s1) = (outer_slot.clone(), seen.clone());
+    let inner = reg
+        .alloc(
+            ShrinkerConfig::new("inner").flags(ShrinkerFlags::MEMCG_AWARE),
+            from_fns(
+                |_| Count::Objects(1),
+                move |_| {
+                    let outer = os.lock().unwrap().take().expect("outer handle");
+                    match outer.free() {
+                        Ok(()) => s1.lock().unwrap().push("outer freed from inner"),
+                        Err(FreeError::SelfFree(h)) => {
+                            s1.lock().unwrap().push("outer refused");
+                            *os.lock().unwrap() = Some(h);
+                        }
+                    }
+                    Scan::Freed(1)
+                },
+            ),
+        )
+        .unwrap()
+        .register();
+    inner.set_bit(&child, 0).unwrap();
+    let inner_id = inner.id();
+    *inner_slot.lock().unwrap() = Some(inner);
+
+    let (is, s2, reg2, child2) = (inner_slot.clone(), seen.clone(), reg.clone(), child.clone());
+    let outer = reg
+        .alloc(
+            ShrinkerConfig::new("outer"),
+            from_fns(
+                |_| Count::Objects(1),
+                move |_| {
+                    if let Some(inner) = is.lock().unwrap().take() {
+                        let nested = reg2.shrink_slab(&child2, 0, 0).unwrap();
+                        assert_eq!(nested.visited, 1);
+                        match inner.free() {
+                            Ok(()) => s2.lock().unwrap().push("inner freed from outer"),
+                            Err(FreeError::SelfFree(_)) => s2.lock().unwrap().push("inner refused"),
+                        }
+                    }
+                    Scan::Freed(1)
+                },
+            ),
+        )
+        .unwrap()
+        .register();
+    *outer_slot.lock().unwrap() = Some(outer);
+
+    // On a thread, so that a missed self-free (a wait for itself) fails the
+    // test instead of hanging it.
+    let (done_tx, done_rx) = mpsc::channel();
+    let (reg3, root3) = (reg.clone(), root.clone());
+    std::thread::spawn(move || done_tx.send(reg3.shrink_slab(&root3, 0, 0).unwrap().visited));
+    assert_eq!(done_rx.recv_timeout(HANG).unwrap(), 1);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["outer refused", "inner freed from outer"]
+    );
+    assert!(reg.shrinkers().iter().all(|s| s.id != inner_id));
+    // Outside every callback the outer shrinker frees normally.
+    outer_slot.lock().unwrap().take().unwrap().free().unwrap();
+    assert!(reg.is_empty());
+}
+
 /// A shrinker whose scan is parked inside a reclaim walk on another thread.
 struct Parked {
     handle: RegisteredShrinker,

@@ -1,5 +1,7 @@
 //! A tight `shrink_slab` loop over 256 trivial memcg-aware shrinkers, for
 //! profilers (`perf record`, `valgrind --tool=callgrind`).
+//!
+//! `visit_profile [iters] [stats|nostats] [child|root]`
 use unishrink_shrinker::*;
 
 fn main() {
@@ -9,6 +11,8 @@ fn main() {
         .unwrap_or(20_000);
     // Second argument `nostats`: per-shrinker counters off.
     let stats = std::env::args().nth(2).as_deref() != Some("nostats");
+    // Third argument `root`: walk the root (global shrinkers) instead of a child.
+    let at_root = std::env::args().nth(3).as_deref() == Some("root");
     let reg = Registry::with_options(
         MemcgConfig {
             nr_nodes: 1,
@@ -25,19 +29,26 @@ fn main() {
         .map(|i| {
             let h = reg
                 .alloc(
-                    ShrinkerConfig::new(format!("s{i}")).flags(ShrinkerFlags::MEMCG_AWARE),
+                    ShrinkerConfig::new(format!("s{i}")).flags(if at_root {
+                        ShrinkerFlags::NONE
+                    } else {
+                        ShrinkerFlags::MEMCG_AWARE
+                    }),
                     from_fns(|_| Count::Objects(100), |_| Scan::Freed(0)),
                 )
                 .unwrap()
                 .register();
-            h.set_bit(&child, 0).unwrap();
+            if !at_root {
+                h.set_bit(&child, 0).unwrap();
+            }
             h
         })
         .collect();
     let start = std::time::Instant::now();
     let mut visited = 0;
     for _ in 0..iters {
-        visited += reg.shrink_slab(&child, 0, 0).unwrap().visited;
+        let target = if at_root { &root } else { &child };
+        visited += reg.shrink_slab(target, 0, 0).unwrap().visited;
     }
     let el = start.elapsed();
     println!(

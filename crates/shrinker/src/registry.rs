@@ -1,6 +1,6 @@
 //! The registry: the IDR of shrinkers, their lifecycle, and `shrink_slab`.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -13,8 +13,8 @@ use unishrink_xarray::{pin, AllocError, XArray};
 
 use crate::refcount::ActiveRef;
 use crate::scan::{
-    do_shrink_slab, panic_message, DeferredCounter, ScanOutcome, ScanParams, ScanTrace, Shrink,
-    ShrinkControl, DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
+    panic_message, scan_pass, DeferredCounter, Pass, ScanParams, ScanTrace, Shrink, ShrinkControl,
+    DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
 };
 use crate::stats::{ShrinkerStats, StatsSnapshot};
 use crate::sync::{fence, AtomicU8};
@@ -319,35 +319,43 @@ impl Drop for ShrinkerInner {
 }
 
 thread_local! {
-    /// Shrinkers whose callbacks this thread is running right now (the
-    /// kernel would ask `current`); used to refuse a self-free that would
-    /// wait for itself.
-    static IN_CALLBACK: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The shrinker whose callback this thread runs right now (0: none); the
+    /// kernel would ask `current`. Used to refuse a self-free that would wait
+    /// for itself.
+    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
+    /// Callbacks further out, when a callback runs a nested walk. Touched only
+    /// when nesting, so a plain visit costs one `Cell` swap in and out.
+    static OUTER_CALLBACKS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 fn in_own_callback(inner: &ShrinkerInner) -> bool {
     let me = inner as *const ShrinkerInner as usize;
-    IN_CALLBACK.with(|s| s.borrow().contains(&me))
+    IN_CALLBACK.with(Cell::get) == me || OUTER_CALLBACKS.with(|s| s.borrow().contains(&me))
 }
 
-struct CallbackScope(usize);
+/// Marks this thread as inside `inner`'s callbacks until dropped. Scopes nest
+/// strictly (they live on the stack and unwinding drops them in order).
+struct CallbackScope {
+    outer: usize,
+}
 
 impl CallbackScope {
     fn enter(inner: &ShrinkerInner) -> Self {
         let me = inner as *const ShrinkerInner as usize;
-        IN_CALLBACK.with(|s| s.borrow_mut().push(me));
-        Self(me)
+        let outer = IN_CALLBACK.with(|c| c.replace(me));
+        if outer != 0 {
+            OUTER_CALLBACKS.with(|s| s.borrow_mut().push(outer));
+        }
+        Self { outer }
     }
 }
 
 impl Drop for CallbackScope {
     fn drop(&mut self) {
-        IN_CALLBACK.with(|s| {
-            let mut s = s.borrow_mut();
-            if let Some(pos) = s.iter().rposition(|&p| p == self.0) {
-                s.remove(pos);
-            }
-        });
+        if self.outer != 0 {
+            OUTER_CALLBACKS.with(|s| s.borrow_mut().pop());
+        }
+        IN_CALLBACK.with(|c| c.set(self.outer));
     }
 }
 
@@ -645,11 +653,15 @@ impl Registry {
         }
         let info = memcg.shrinker_info(nid)?;
         let kmem = self.shared.tree.kmem_enabled();
+        // Asked once per walk; a subscriber installed mid-walk sees the next one.
+        let tracing = crate::trace::enabled();
         let mut bits = info.iter_set_bits();
+        // One pin for the walk; each visit unpins around the callbacks
+        // (`repin_after`), as the kernel drops rcu_read_lock around
+        // do_shrink_slab. Cheaper than pinning per id.
+        let mut guard = pin();
         while let Some(id) = bits.next() {
-            let guard = pin();
             let Some(s) = self.shared.idr.load(id as u64, &guard) else {
-                drop(guard);
                 self.clear_and_recheck(info, memcg, nid, id);
                 continue;
             };
@@ -657,7 +669,6 @@ impl Registry {
                 // Objects may be added before registration: keep the bit.
                 ALLOCATED => continue,
                 DYING => {
-                    drop(guard);
                     self.clear_and_recheck(info, memcg, nid, id);
                     continue;
                 }
@@ -665,7 +676,6 @@ impl Registry {
             }
             if !s.belongs(memcg, nid) {
                 // Left over from a previous owner of this id.
-                drop(guard);
                 self.clear_and_recheck(info, memcg, nid, id);
                 continue;
             }
@@ -677,32 +687,34 @@ impl Registry {
                 continue;
             }
             if !s.active.try_get() {
-                drop(guard);
                 self.clear_and_recheck(info, memcg, nid, id);
                 continue;
             }
             let ptr: *const ShrinkerInner = s;
-            drop(guard);
-            // SAFETY: try_get succeeded, so the active count is > 0 until our
-            // `put` below. A shrinker is erased from the IDR (and its memory
-            // handed to the epoch collector) only after its count reached
-            // zero (`RegisteredShrinker::free` waits for it; the async path
-            // unpublishes at the last put), so the IDR's strong reference keeps
-            // `*ptr` alive while we hold the count, even outside the guard.
-            // Checked by tests/lifecycle.rs and the loom model
-            // tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
-            let s = unsafe { &*ptr };
-            report.visited += 1;
             let deferred = bits.deferred_slot(id);
-            let target = Target {
-                memcg,
-                nid,
-                priority,
-            };
-            let freed = self.shrink_one(s, info, &deferred, target, &mut report);
-            report.freed = report.freed.saturating_add(freed);
-            self.put(s);
+            guard.repin_after(|| {
+                // SAFETY: try_get succeeded, so the active count is > 0 until
+                // our `put` below. A shrinker is erased from the IDR (and its
+                // memory handed to the epoch collector) only after its count
+                // reached zero (`RegisteredShrinker::free` waits for it; the
+                // async path unpublishes at the last put), so the IDR's strong
+                // reference keeps `*ptr` alive while we hold the count, even
+                // while unpinned. Checked by tests/lifecycle.rs and the loom
+                // model tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
+                let s = unsafe { &*ptr };
+                report.visited += 1;
+                let target = Target {
+                    memcg,
+                    nid,
+                    priority,
+                    tracing,
+                };
+                let freed = self.shrink_one(s, info, &deferred, target, &mut report);
+                report.freed = report.freed.saturating_add(freed);
+                self.put(s);
+            });
         }
+        drop(guard);
         Ok(report)
     }
 
@@ -752,6 +764,7 @@ impl Registry {
             memcg,
             nid,
             priority,
+            tracing,
         } = t;
         let mut sc = ShrinkControl {
             memcg,
@@ -759,43 +772,67 @@ impl Registry {
             nr_to_scan: 0,
             nr_scanned: 0,
         };
-        let outcome = {
+        let mut trace = ScanTrace::default();
+        let pass = {
             let _scope = CallbackScope::enter(s);
             // Names the shrinker on the start event emitted inside
-            // do_shrink_slab (which does not know it).
-            let _span = tracing::trace_span!(
-                target: crate::trace::TARGET,
-                "do_shrink_slab",
-                shrinker = %s.name,
-                shrinker_id = s.id().0
-            )
-            .entered();
-            do_shrink_slab(s.shrink(), s.params, &mut sc, priority, deferred)
+            // the pass (which does not know it).
+            if tracing {
+                let _span = tracing::trace_span!(
+                    target: crate::trace::TARGET,
+                    "do_shrink_slab",
+                    shrinker = %s.name,
+                    shrinker_id = s.id().0
+                )
+                .entered();
+                scan_pass(
+                    s.shrink(),
+                    s.params,
+                    &mut sc,
+                    priority,
+                    deferred,
+                    true,
+                    &mut trace,
+                )
+            } else {
+                scan_pass(
+                    s.shrink(),
+                    s.params,
+                    &mut sc,
+                    priority,
+                    deferred,
+                    false,
+                    &mut trace,
+                )
+            }
         };
-        let (trace, freed) = match outcome {
-            ScanOutcome::Empty => {
+        match pass {
+            Pass::Empty => {
                 if self.shared.stats {
                     s.stats.record_empty();
                 }
-                crate::trace::empty(s.id(), &s.name, memcg, nid, priority);
+                if tracing {
+                    crate::trace::empty(s.id(), &s.name, memcg, nid, priority);
+                }
                 return None;
             }
-            ScanOutcome::Done(t) => (t, t.freed),
-            ScanOutcome::Panicked(t, payload) => {
+            Pass::Done => {}
+            Pass::Panicked(payload) => {
                 report.panics.push(CallbackPanic {
                     id: s.id(),
                     name: s.name.clone(),
                     message: panic_message(&*payload),
                 });
                 s.stats.record_panic();
-                (t, t.freed)
             }
-        };
+        }
         if self.shared.stats {
             s.stats.record(&trace);
         }
-        crate::trace::scanned(s.id(), &s.name, memcg, nid, priority, &trace);
-        Some(freed)
+        if tracing {
+            crate::trace::scanned(s.id(), &s.name, memcg, nid, priority, &trace);
+        }
+        Some(trace.freed)
     }
 
     /// A bit whose shrinker is gone (or not ours): clear it, then look again
@@ -967,6 +1004,8 @@ struct Target<'a> {
     memcg: &'a Memcg,
     nid: usize,
     priority: u32,
+    /// Whether a subscriber wants the trace events (asked once per walk).
+    tracing: bool,
 }
 
 /// The deferred counter of one id in one shrinker_info.

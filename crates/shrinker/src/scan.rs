@@ -215,11 +215,42 @@ pub fn do_shrink_slab(
     deferred: &dyn DeferredCounter,
 ) -> ScanOutcome {
     let mut trace = ScanTrace::default();
+    let tracing = crate::trace::enabled();
+    match scan_pass(shrink, params, sc, priority, deferred, tracing, &mut trace) {
+        Pass::Empty => ScanOutcome::Empty,
+        Pass::Done => ScanOutcome::Done(trace),
+        Pass::Panicked(payload) => ScanOutcome::Panicked(trace, payload),
+    }
+}
+
+/// How a [`scan_pass`] ended; its figures are in the caller's [`ScanTrace`].
+pub(crate) enum Pass {
+    /// `count_objects` returned [`Count::Empty`].
+    Empty,
+    /// The pass ran.
+    Done,
+    /// A callback panicked (deferred work still accounted).
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+/// [`do_shrink_slab`] for the walk: the caller asks once per walk whether
+/// anyone traces, and the figures go into the caller's `trace` instead of
+/// being returned (moving the struct through two return values cost
+/// store-forwarding stalls on every visit).
+pub(crate) fn scan_pass(
+    shrink: &dyn Shrink,
+    params: ScanParams,
+    sc: &mut ShrinkControl<'_>,
+    priority: u32,
+    deferred: &dyn DeferredCounter,
+    tracing: bool,
+    trace: &mut ScanTrace,
+) -> Pass {
     let counted = catch_unwind(AssertUnwindSafe(|| shrink.count_objects(sc)));
     let freeable = match counted {
-        Err(payload) => return ScanOutcome::Panicked(trace, payload),
-        Ok(Count::Empty) => return ScanOutcome::Empty,
-        Ok(Count::Objects(0)) => return ScanOutcome::Done(trace),
+        Err(payload) => return Pass::Panicked(payload),
+        Ok(Count::Empty) => return Pass::Empty,
+        Ok(Count::Objects(0)) => return Pass::Done,
         Ok(Count::Objects(n)) => n.min(MAX_FREEABLE),
     };
     let batch_size = if params.batch == 0 {
@@ -239,7 +270,9 @@ pub fn do_shrink_slab(
     trace.freeable = freeable;
     trace.delta = delta;
     trace.total_scan = total_scan;
-    crate::trace::start(sc.memcg, sc.nid, priority, params, &trace);
+    if tracing {
+        crate::trace::start(sc.memcg, sc.nid, priority, params, trace);
+    }
 
     let mut panic = None;
     while total_scan >= batch_size || total_scan >= freeable {
@@ -276,8 +309,8 @@ pub fn do_shrink_slab(
         deferred.add(next_deferred)
     };
     match panic {
-        Some(payload) => ScanOutcome::Panicked(trace, payload),
-        None => ScanOutcome::Done(trace),
+        Some(payload) => Pass::Panicked(payload),
+        None => Pass::Done,
     }
 }
 

@@ -20,6 +20,14 @@ use crate::scan::{ScanParams, ScanTrace};
 /// Target of every event of this crate.
 pub const TARGET: &str = "unishrink::shrink_slab";
 
+/// Whether a subscriber wants this module's trace events. A walk asks once
+/// and skips the per-shrinker span and events when nobody listens: even a
+/// disabled `tracing` callsite costs a few branches and keeps the visit from
+/// being inlined.
+pub(crate) fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::TRACE)
+}
+
 pub(crate) fn start(memcg: &Memcg, nid: usize, priority: u32, params: ScanParams, t: &ScanTrace) {
     tracing::trace!(
         target: TARGET,
