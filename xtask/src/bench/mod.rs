@@ -46,6 +46,25 @@ pub(crate) struct Profile {
     /// Longest allowed setup (allocation of `map_nr_max` shrinkers) per size.
     #[serde(serialize_with = "ser_dur")]
     pub(crate) setup_budget: Duration,
+    /// Workloads to run (`--only`); all of [`WORKLOADS`] by default.
+    pub(crate) only: Vec<String>,
+}
+
+/// Workload names accepted by `--only`.
+pub(crate) const WORKLOADS: [&str; 6] = [
+    "traversal",
+    "registration",
+    "blocked",
+    "drop_caches",
+    "memory",
+    "visit",
+];
+
+impl Profile {
+    /// Whether workload `name` (one of [`WORKLOADS`]) is to run.
+    pub(crate) fn runs(&self, name: &str) -> bool {
+        self.only.iter().any(|w| w == name)
+    }
 }
 
 fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -56,6 +75,7 @@ impl Profile {
     fn quick() -> Self {
         Self {
             name: "quick",
+            only: WORKLOADS.iter().map(|w| w.to_string()).collect(),
             map_nr_max: vec![64, 4096, 262_144],
             set_bits: vec![1, 16, 256],
             measure: Duration::from_millis(150),
@@ -72,6 +92,7 @@ impl Profile {
     fn full() -> Self {
         Self {
             name: "full",
+            only: WORKLOADS.iter().map(|w| w.to_string()).collect(),
             measure: Duration::from_millis(600),
             reg_time: Duration::from_secs(3),
             block: Duration::from_secs(1),
@@ -198,17 +219,27 @@ fn run_design<D: Design>(
 ) -> R<()> {
     res.designs
         .push(make().map_err(|e| e.to_string())?.name().into());
-    workloads::traversal(make, p, prog, &mut res.traversal, &mut res.skipped)?;
-    workloads::registration(make, p, prog, &mut res.registration)?;
-    workloads::blocked(
-        make,
-        p,
-        prog,
-        &mut res.blocked_shrinker,
-        &mut res.blocked_raw,
-    )?;
-    workloads::drop_caches(make, p, prog, &mut res.drop_caches)?;
-    workloads::visit_overhead(make, p, prog, &mut res.visit_overhead)?;
+    if p.runs("traversal") {
+        workloads::traversal(make, p, prog, &mut res.traversal, &mut res.skipped)?;
+    }
+    if p.runs("registration") {
+        workloads::registration(make, p, prog, &mut res.registration)?;
+    }
+    if p.runs("blocked") {
+        workloads::blocked(
+            make,
+            p,
+            prog,
+            &mut res.blocked_shrinker,
+            &mut res.blocked_raw,
+        )?;
+    }
+    if p.runs("drop_caches") {
+        workloads::drop_caches(make, p, prog, &mut res.drop_caches)?;
+    }
+    if p.runs("visit") {
+        workloads::visit_overhead(make, p, prog, &mut res.visit_overhead)?;
+    }
     Ok(())
 }
 
@@ -239,16 +270,34 @@ fn workspace_root() -> PathBuf {
 /// Entry point of `cargo xtask bench`.
 pub(crate) fn main(args: &[String]) -> R<()> {
     let mut p = Profile::quick();
-    for a in args {
+    let mut only = None;
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--full" => p = Profile::full(),
             "--quick" => p = Profile::quick(),
+            "--only" => {
+                let list = args
+                    .next()
+                    .ok_or("bench: `--only` needs a comma-separated list of workloads")?;
+                let names: Vec<String> = list.split(',').map(|w| w.trim().to_string()).collect();
+                if let Some(bad) = names.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
+                    return Err(format!(
+                        "bench: unknown workload `{bad}` (one of {})",
+                        WORKLOADS.join(", ")
+                    ));
+                }
+                only = Some(names);
+            }
             other => {
                 return Err(format!(
-                    "bench: unknown option `{other}` (use --quick or --full)"
+                    "bench: unknown option `{other}` (use --quick, --full or --only <workloads>)"
                 ))
             }
         }
+    }
+    if let Some(only) = only {
+        p.only = only;
     }
     let mut prog = Progress {
         start: Instant::now(),
@@ -282,24 +331,30 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         run_design(&unified, &p, &mut prog, &mut res)?;
         // The default registry keeps per-shrinker counters; show their cost.
         let with_stats = move || unishrink_baselines::unified::Unified::with_stats(cfg, true);
-        workloads::visit_overhead(&with_stats, &p, &mut prog, &mut res.visit_overhead)?;
+        if p.runs("visit") {
+            workloads::visit_overhead(&with_stats, &p, &mut prog, &mut res.visit_overhead)?;
+        }
     }
-    workloads::drop_caches(
-        &move || Rwsem::nobitmap(cfg),
-        &p,
-        &mut prog,
-        &mut res.drop_caches,
-    )?;
-    workloads::memory(&rwsem, &p, &mut prog, &mut res.memory)?;
-    workloads::memory(&srcu, &p, &mut prog, &mut res.memory)?;
-    workloads::memory(&split, &p, &mut prog, &mut res.memory)?;
-    #[cfg(feature = "unified")]
-    workloads::memory(
-        &move || unishrink_baselines::unified::Unified::new(cfg),
-        &p,
-        &mut prog,
-        &mut res.memory,
-    )?;
+    if p.runs("drop_caches") {
+        workloads::drop_caches(
+            &move || Rwsem::nobitmap(cfg),
+            &p,
+            &mut prog,
+            &mut res.drop_caches,
+        )?;
+    }
+    if p.runs("memory") {
+        workloads::memory(&rwsem, &p, &mut prog, &mut res.memory)?;
+        workloads::memory(&srcu, &p, &mut prog, &mut res.memory)?;
+        workloads::memory(&split, &p, &mut prog, &mut res.memory)?;
+        #[cfg(feature = "unified")]
+        workloads::memory(
+            &move || unishrink_baselines::unified::Unified::new(cfg),
+            &p,
+            &mut prog,
+            &mut res.memory,
+        )?;
+    }
 
     res.loadavg.push(loadavg());
     res.goals = report::goals(&res);
@@ -314,11 +369,13 @@ pub(crate) fn main(args: &[String]) -> R<()> {
     };
     write("report.json", &json)?;
     write("report.md", &md)?;
-    plot::traversal(&res, &dir.join("traversal.svg"))?;
-    plot::registration(&res, &dir.join("registration.svg"))?;
-    prog.step(&format!(
-        "wrote {}/report.{{json,md}}, traversal.svg, registration.svg",
-        dir.display()
-    ));
+    let mut wrote = vec!["report.{json,md}"];
+    if plot::traversal(&res, &dir.join("traversal.svg"))? {
+        wrote.push("traversal.svg");
+    }
+    if plot::registration(&res, &dir.join("registration.svg"))? {
+        wrote.push("registration.svg");
+    }
+    prog.step(&format!("wrote {}/{}", dir.display(), wrote.join(", ")));
     Ok(())
 }

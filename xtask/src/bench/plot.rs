@@ -21,7 +21,12 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 
 /// ns per call vs map_nr_max (log x, log y), one line per design and target,
 /// at 16 set bits.
-pub(crate) fn traversal(res: &Results, path: &Path) -> Result<(), String> {
+/// Writes nothing (and returns `false`) without traversal rows: plotters'
+/// log axes loop forever on an empty range.
+pub(crate) fn traversal(res: &Results, path: &Path) -> Result<bool, String> {
+    if res.traversal.is_empty() {
+        return Ok(false);
+    }
     let pts = |d: &str, target: &str| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = res
             .traversal
@@ -100,12 +105,17 @@ pub(crate) fn traversal(res: &Results, path: &Path) -> Result<(), String> {
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)
+    root.present().map_err(err)?;
+    Ok(true)
 }
 
 /// Latency distribution of the register+free cycles in the blocked-shrinker
 /// workload: latency (log y) at each percentile, one line per design.
-pub(crate) fn registration(res: &Results, path: &Path) -> Result<(), String> {
+/// Writes nothing (and returns `false`) without blocked-shrinker latencies.
+pub(crate) fn registration(res: &Results, path: &Path) -> Result<bool, String> {
+    if res.blocked_raw.iter().all(|(_, v)| v.is_empty()) {
+        return Ok(false);
+    }
     let all: Vec<f64> = res
         .blocked_raw
         .iter()
@@ -156,5 +166,6 @@ pub(crate) fn registration(res: &Results, path: &Path) -> Result<(), String> {
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)
+    root.present().map_err(err)?;
+    Ok(true)
 }

@@ -282,7 +282,9 @@ fn goal(goal: &str, measured: Option<(String, bool)>) -> Goal {
         },
         None => Goal {
             goal: goal.into(),
-            measured: "n/a (unified not built, or the size was skipped)".into(),
+            measured:
+                "n/a (unified not built, the size skipped, or the workload left out by --only)"
+                    .into(),
             pass: None,
         },
     }
