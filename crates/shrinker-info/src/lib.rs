@@ -657,6 +657,7 @@ impl ShrinkerInfo {
         }
     }
 
+    #[inline]
     fn counters_of<'a>(&'a self, unit: &'a Unit) -> Option<&'a Counters> {
         // SAFETY: counter blocks are fully initialized before their CAS
         // publication and freed only in `Drop`; see `unit`. Checked by
@@ -870,12 +871,14 @@ impl fmt::Debug for DeferredSlot<'_> {
 }
 
 impl DeferredSlot<'_> {
+    #[inline]
     fn counter(&self) -> Option<&AtomicU64> {
         let unit = self.unit?;
         self.info.counters_of(unit).map(|c| &c[self.id % UNIT_BITS])
     }
 
     /// Same as [`ShrinkerInfo::xchg_nr_deferred`] for this id.
+    #[inline]
     pub fn xchg(&self) -> u64 {
         // A zero read needs no swap: the take linearizes at the load. This
         // saves a locked instruction on the common idle path.
@@ -894,6 +897,7 @@ impl DeferredSlot<'_> {
     }
 
     /// Same as [`ShrinkerInfo::add_nr_deferred`] for this id.
+    #[inline]
     pub fn add(&self, delta: u64) -> Result<u64, InfoError> {
         match self.counter() {
             Some(c) => {
@@ -938,6 +942,7 @@ impl<'a> SetBits<'a> {
     /// The deferred counter of `id`, an id this iterator just returned:
     /// found through the unit the walk is already in, without looking the
     /// array up again. (For any other id it falls back to a lookup.)
+    #[inline]
     pub fn deferred_slot(&self, id: usize) -> DeferredSlot<'a> {
         match self.unit {
             Some(unit) if id / UNIT_BITS == self.base / UNIT_BITS => DeferredSlot {
@@ -961,6 +966,7 @@ impl fmt::Debug for SetBits<'_> {
 impl Iterator for SetBits<'_> {
     type Item = usize;
 
+    #[inline]
     fn next(&mut self) -> Option<usize> {
         loop {
             if self.pending != 0 {

@@ -59,6 +59,7 @@ impl ActiveRef {
     }
 
     /// Increments unless zero. Returns whether a reference was taken.
+    #[inline]
     pub fn try_get(&self) -> bool {
         let mut cur = self.count.load(Ordering::Relaxed);
         loop {
@@ -81,18 +82,25 @@ impl ActiveRef {
 
     /// Drops a walker's reference; the last one completes the free.
     /// Returns whether this was the last reference.
+    #[inline]
     pub fn put(&self) -> bool {
         // AcqRel: the callbacks' effects happen-before whatever the freeing
         // thread does after `release_initial` returns.
         if self.count.fetch_sub(1, Ordering::AcqRel) != 1 {
             return false;
         }
+        self.complete();
+        true
+    }
+
+    /// The last put: wakes a `release_initial` waiting for it.
+    #[cold]
+    fn complete(&self) {
         let mut c = self.completion.lock().unwrap_or_else(|e| e.into_inner());
         c.done = true;
         if c.waiting {
             self.zero.notify_one();
         }
-        true
     }
 
     /// Drops the initial reference and waits until every walker's reference

@@ -852,6 +852,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn put(&self, s: &ShrinkerInner) {
         if s.active.put() && s.free_on_last_put.load(Ordering::Acquire) {
             self.unpublish(s);

@@ -233,16 +233,17 @@ pub(crate) enum Pass {
     Panicked(Box<dyn Any + Send + 'static>),
 }
 
-/// [`do_shrink_slab`] for the walk: the caller asks once per walk whether
+/// [`do_shrink_slab`] for the walk, generic over the counter so the walk's
+/// counter calls inline: the caller asks once per walk whether
 /// anyone traces, and the figures go into the caller's `trace` instead of
 /// being returned (moving the struct through two return values cost
 /// store-forwarding stalls on every visit).
-pub(crate) fn scan_pass(
+pub(crate) fn scan_pass<D: DeferredCounter + ?Sized>(
     shrink: &dyn Shrink,
     params: ScanParams,
     sc: &mut ShrinkControl<'_>,
     priority: u32,
-    deferred: &dyn DeferredCounter,
+    deferred: &D,
     tracing: bool,
     trace: &mut ScanTrace,
 ) -> Pass {
