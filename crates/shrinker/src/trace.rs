@@ -1,5 +1,11 @@
 //! `tracing` events mirroring the kernel's `mm_shrink_slab_start`/`_end`.
-//! With no interested subscriber each event costs one cached interest check.
+//!
+//! `shrink_slab` asks once per walk whether a subscriber wants
+//! `unishrink::shrink_slab` events at TRACE level. When none does, the walk
+//! skips the per-shrinker span and events entirely: even a disabled callsite
+//! costs a few branches per visit, and keeping them out of the visit lets the
+//! compiler inline it (about 10 ns per visited shrinker on the bench
+//! machine). A subscriber installed during a walk sees the next walk.
 //!
 //! * `"shrink_slab start"` is emitted by [`do_shrink_slab`](crate::do_shrink_slab)
 //!   once the scan target is known and before any `scan_objects` call (not
