@@ -20,7 +20,7 @@ mod workloads;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unishrink_baselines::rwsem::Rwsem;
 use unishrink_baselines::split::Split;
 use unishrink_baselines::srcu::Srcu;
@@ -117,7 +117,7 @@ impl Progress {
 }
 
 /// `traversal` row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Traversal {
     pub(crate) design: String,
     pub(crate) target: String,
@@ -127,7 +127,7 @@ pub(crate) struct Traversal {
 }
 
 /// `registration` row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Registration {
     pub(crate) design: String,
     pub(crate) ops_per_sec_idle: f64,
@@ -136,7 +136,7 @@ pub(crate) struct Registration {
 }
 
 /// `blocked_shrinker` row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Blocked {
     pub(crate) design: String,
     pub(crate) p50_us: f64,
@@ -148,7 +148,7 @@ pub(crate) struct Blocked {
 }
 
 /// `drop_caches` row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct DropCaches {
     pub(crate) design: String,
     pub(crate) memcgs: usize,
@@ -158,7 +158,7 @@ pub(crate) struct DropCaches {
 }
 
 /// `memory` row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Memory {
     pub(crate) design: String,
     pub(crate) memcgs: usize,
@@ -170,7 +170,7 @@ pub(crate) struct Memory {
 }
 
 /// `visit_overhead` row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct VisitOverhead {
     pub(crate) design: String,
     pub(crate) set_bits: usize,
@@ -209,13 +209,54 @@ pub(crate) struct Results {
     pub(crate) blocked_raw: Vec<(String, Vec<f64>)>,
 }
 
+/// What one design's process measured (`bench --design <name>` prints it as
+/// JSON on stdout; the parent merges the parts into [`Results`]).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Part {
+    pub(crate) designs: Vec<String>,
+    pub(crate) traversal: Vec<Traversal>,
+    pub(crate) registration: Vec<Registration>,
+    pub(crate) blocked_shrinker: Vec<Blocked>,
+    pub(crate) drop_caches: Vec<DropCaches>,
+    pub(crate) memory: Vec<Memory>,
+    pub(crate) visit_overhead: Vec<VisitOverhead>,
+    pub(crate) skipped: Vec<String>,
+    pub(crate) blocked_raw: Vec<(String, Vec<f64>)>,
+}
+
+impl Results {
+    fn merge(&mut self, p: Part) {
+        self.designs.extend(p.designs);
+        self.traversal.extend(p.traversal);
+        self.registration.extend(p.registration);
+        self.blocked_shrinker.extend(p.blocked_shrinker);
+        self.drop_caches.extend(p.drop_caches);
+        self.memory.extend(p.memory);
+        self.visit_overhead.extend(p.visit_overhead);
+        self.skipped.extend(p.skipped);
+        self.blocked_raw.extend(p.blocked_raw);
+    }
+}
+
+/// The processes of one run, in order: each design's workloads, then the
+/// counters-on registry (visit overhead only) and the no-bitmap walk
+/// (drop_caches only).
+const DESIGN_RUNS: [&str; 6] = [
+    "rwsem",
+    "srcu",
+    "split",
+    "unified",
+    "unified+stats",
+    "nobitmap",
+];
+
 type R<T> = Result<T, String>;
 
 fn run_design<D: Design>(
     make: &Make<D>,
     p: &Profile,
     prog: &mut Progress,
-    res: &mut Results,
+    res: &mut Part,
 ) -> R<()> {
     res.designs
         .push(make().map_err(|e| e.to_string())?.name().into());
@@ -240,7 +281,74 @@ fn run_design<D: Design>(
     if p.runs("visit") {
         workloads::visit_overhead(make, p, prog, &mut res.visit_overhead)?;
     }
+    if p.runs("memory") {
+        workloads::memory(make, p, prog, &mut res.memory)?;
+    }
     Ok(())
+}
+
+/// Runs what `design` (one of [`DESIGN_RUNS`]) contributes, in this process.
+fn run_one(design: &str, p: &Profile, prog: &mut Progress) -> R<Part> {
+    let cfg = workloads::cfg();
+    let mut part = Part::default();
+    match design {
+        "rwsem" => run_design(&move || Rwsem::new(cfg), p, prog, &mut part)?,
+        "srcu" => run_design(&move || Srcu::new(cfg), p, prog, &mut part)?,
+        "split" => run_design(&move || Split::new(cfg), p, prog, &mut part)?,
+        #[cfg(feature = "unified")]
+        "unified" => run_design(
+            &move || unishrink_baselines::unified::Unified::new(cfg),
+            p,
+            prog,
+            &mut part,
+        )?,
+        // The default registry keeps per-shrinker counters; show their cost.
+        #[cfg(feature = "unified")]
+        "unified+stats" if p.runs("visit") => workloads::visit_overhead(
+            &move || unishrink_baselines::unified::Unified::with_stats(cfg, true),
+            p,
+            prog,
+            &mut part.visit_overhead,
+        )?,
+        "nobitmap" if p.runs("drop_caches") => workloads::drop_caches(
+            &move || Rwsem::nobitmap(cfg),
+            p,
+            prog,
+            &mut part.drop_caches,
+        )?,
+        "unified+stats" | "nobitmap" => {}
+        #[cfg(not(feature = "unified"))]
+        "unified" => {}
+        other => {
+            return Err(format!(
+                "bench: unknown design `{other}` (one of {})",
+                DESIGN_RUNS.join(", ")
+            ))
+        }
+    }
+    Ok(part)
+}
+
+/// Runs `design` in a child process (`bench --design`), so that no design
+/// inherits another's heap fragmentation or epoch garbage: in one process the
+/// designs measured later paid for the earlier ones' frees.
+fn run_isolated(design: &str, args: &[String], prog: &mut Progress) -> R<Part> {
+    let exe = std::env::current_exe().map_err(|e| format!("bench: own executable: {e}"))?;
+    prog.step(&format!("{design}: own process"));
+    let out = std::process::Command::new(exe)
+        .arg("bench")
+        .args(args)
+        .args(["--design", design])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("bench: starting the {design} process: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "bench: the {design} process failed ({})",
+            out.status
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("bench: {design} results: {e}"))
 }
 
 fn git_describe() -> String {
@@ -271,11 +379,20 @@ fn workspace_root() -> PathBuf {
 pub(crate) fn main(args: &[String]) -> R<()> {
     let mut p = Profile::quick();
     let mut only = None;
+    let mut design = None;
+    // Passed on to each design's process.
+    let mut child_args = Vec::new();
     let mut args = args.iter();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--full" => p = Profile::full(),
-            "--quick" => p = Profile::quick(),
+            "--full" => {
+                p = Profile::full();
+                child_args.push(a.clone());
+            }
+            "--quick" => {
+                p = Profile::quick();
+                child_args.push(a.clone());
+            }
             "--only" => {
                 let list = args
                     .next()
@@ -287,7 +404,15 @@ pub(crate) fn main(args: &[String]) -> R<()> {
                         WORKLOADS.join(", ")
                     ));
                 }
+                child_args.extend([a.clone(), list.clone()]);
                 only = Some(names);
+            }
+            "--design" => {
+                design = Some(
+                    args.next()
+                        .ok_or("bench: `--design` needs a design name")?
+                        .clone(),
+                );
             }
             other => {
                 return Err(format!(
@@ -318,42 +443,19 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         loadavg: vec![loadavg()],
         blocked_raw: Vec::new(),
     };
-    let cfg = workloads::cfg();
-    let rwsem = move || Rwsem::new(cfg);
-    let srcu = move || Srcu::new(cfg);
-    let split = move || Split::new(cfg);
-    run_design(&rwsem, &p, &mut prog, &mut res)?;
-    run_design(&srcu, &p, &mut prog, &mut res)?;
-    run_design(&split, &p, &mut prog, &mut res)?;
-    #[cfg(feature = "unified")]
-    {
-        let unified = move || unishrink_baselines::unified::Unified::new(cfg);
-        run_design(&unified, &p, &mut prog, &mut res)?;
-        // The default registry keeps per-shrinker counters; show their cost.
-        let with_stats = move || unishrink_baselines::unified::Unified::with_stats(cfg, true);
-        if p.runs("visit") {
-            workloads::visit_overhead(&with_stats, &p, &mut prog, &mut res.visit_overhead)?;
+    if let Some(design) = design {
+        // A child: measure one design, hand the rows to the parent.
+        let part = run_one(&design, &p, &mut prog)?;
+        let json = serde_json::to_string(&part).map_err(|e| e.to_string())?;
+        println!("{json}");
+        return Ok(());
+    }
+    for design in DESIGN_RUNS {
+        if design.starts_with("unified") && !cfg!(feature = "unified") {
+            continue;
         }
-    }
-    if p.runs("drop_caches") {
-        workloads::drop_caches(
-            &move || Rwsem::nobitmap(cfg),
-            &p,
-            &mut prog,
-            &mut res.drop_caches,
-        )?;
-    }
-    if p.runs("memory") {
-        workloads::memory(&rwsem, &p, &mut prog, &mut res.memory)?;
-        workloads::memory(&srcu, &p, &mut prog, &mut res.memory)?;
-        workloads::memory(&split, &p, &mut prog, &mut res.memory)?;
-        #[cfg(feature = "unified")]
-        workloads::memory(
-            &move || unishrink_baselines::unified::Unified::new(cfg),
-            &p,
-            &mut prog,
-            &mut res.memory,
-        )?;
+        let part = run_isolated(design, &child_args, &mut prog)?;
+        res.merge(part);
     }
 
     res.loadavg.push(loadavg());
