@@ -293,6 +293,13 @@ impl Node {
         }
     }
 
+    /// Writer-side count update: a load and a store, not a locked read-modify-write,
+    /// since only the writer (under the mutex) changes it.
+    fn add_count(&self, delta: i32) {
+        let c = self.count.load(Relaxed);
+        self.count.store(c.wrapping_add_signed(delta), Relaxed);
+    }
+
     /// Writer-side update of one bit of a writer-only word.
     fn set_free(&self, slot: usize, on: bool) {
         let old = self.free.load(Relaxed);
@@ -768,7 +775,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
                 c = pre.take(n.shift - CHUNK_SHIFT);
                 // Release: the child's initialization is visible to Acquire readers.
                 n.slots[s].store(c.cast(), Release);
-                n.count.fetch_add(1, Relaxed);
+                n.add_count(1);
             }
             node = c;
         }
@@ -783,9 +790,9 @@ impl<T: Send + Sync + 'static> XArray<T> {
         // to readers whose Acquire load returns `raw`.
         leaf.slots[s].store(raw.cast(), Release);
         if old.is_null() {
-            leaf.count.fetch_add(1, Relaxed);
+            leaf.add_count(1);
             leaf.set_free(s, false);
-            self.len.fetch_add(1, Relaxed);
+            self.len.store(self.len.load(Relaxed) + 1, Relaxed);
         }
         Self::propagate(&path, path.len - 1);
         Ok(old.cast())
@@ -803,6 +810,16 @@ impl<T: Send + Sync + 'static> XArray<T> {
             Arc::increment_strong_count(p);
             Arc::from_raw(p)
         };
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::defer_tree_drop(p, guard) };
+        ret
+    }
+
+    /// Drops the tree's strong count of an unlinked value after a grace period.
+    ///
+    /// # Safety
+    /// As [`Self::retire_value`].
+    unsafe fn defer_tree_drop(p: *const T, guard: &Guard) {
         let tree_ref = p as usize;
         // SAFETY: readers pinned before the unlink may still use `&T`; the tree's
         // count is released only after they unpin (loom_xarray
@@ -810,7 +827,6 @@ impl<T: Send + Sync + 'static> XArray<T> {
         unsafe {
             guard.defer_unchecked(move || drop(Arc::from_raw(tree_ref as *const T)));
         }
-        ret
     }
 
     /// Retires an unlinked node (freed after a grace period).
@@ -852,6 +868,28 @@ impl<T: Send + Sync + 'static> XArray<T> {
     pub fn erase(&self, index: u64) -> Option<Arc<T>> {
         let guard = pin();
         let _st = self.lock();
+        let old = self.erase_locked(index, &guard)?;
+        // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
+        Some(unsafe { Self::retire_value(old, &guard) })
+    }
+
+    /// [`erase`](Self::erase) for a caller that does not want the value back:
+    /// returns whether there was one. Saves the two reference-count updates of
+    /// handing back a clone that would be dropped at once.
+    pub fn remove(&self, index: u64) -> bool {
+        let guard = pin();
+        let _st = self.lock();
+        let Some(old) = self.erase_locked(index, &guard) else {
+            return false;
+        };
+        // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
+        unsafe { Self::defer_tree_drop(old, &guard) };
+        true
+    }
+
+    /// Unlinks the entry at `index` (writer lock held) and returns its pointer,
+    /// still carrying the tree's strong count.
+    fn erase_locked(&self, index: u64, guard: &Guard) -> Option<*const T> {
         let path = self.walk(index)?;
         let last = path.len - 1;
         // SAFETY: writer lock held; path nodes are live.
@@ -864,12 +902,12 @@ impl<T: Send + Sync + 'static> XArray<T> {
         // Release is not needed for a null store (readers never dereference null),
         // but keeps every slot store uniform; it is free on x86 and cheap elsewhere.
         leaf.slots[s].store(ptr::null_mut(), Release);
-        leaf.count.fetch_sub(1, Relaxed);
+        leaf.add_count(-1);
         leaf.set_free(s, true);
         for m in 0..MARKS {
             leaf.set_mark_bit(m, s, false);
         }
-        self.len.fetch_sub(1, Relaxed);
+        self.len.store(self.len.load(Relaxed) - 1, Relaxed);
 
         // Unlink nodes that became empty, bottom-up.
         let mut l = last;
@@ -878,13 +916,13 @@ impl<T: Send + Sync + 'static> XArray<T> {
             let parent = unsafe { &*path.nodes[l - 1] };
             let ps = path.slots[l - 1];
             parent.slots[ps].store(ptr::null_mut(), Release);
-            parent.count.fetch_sub(1, Relaxed);
+            parent.add_count(-1);
             parent.set_free(ps, true);
             for m in 0..MARKS {
                 parent.set_mark_bit(m, ps, false);
             }
             // SAFETY: just unlinked under the lock; never touched again.
-            unsafe { Self::retire_node(path.nodes[l], &guard) };
+            unsafe { Self::retire_node(path.nodes[l], guard) };
             l -= 1;
         }
         Self::propagate(&path, l);
@@ -893,12 +931,11 @@ impl<T: Send + Sync + 'static> XArray<T> {
         if unsafe { (*path.nodes[0]).count.load(Relaxed) } == 0 {
             self.root.store(ptr::null_mut(), Release);
             // SAFETY: unlinked just above.
-            unsafe { Self::retire_node(path.nodes[0], &guard) };
+            unsafe { Self::retire_node(path.nodes[0], guard) };
         } else {
-            self.shrink(&guard);
+            self.shrink(guard);
         }
-        // SAFETY: `old` was unlinked above under the lock; from `Arc::into_raw`.
-        Some(unsafe { Self::retire_value(old.cast(), &guard) })
+        Some(old.cast_const().cast())
     }
 
     /// Collapses top nodes that only use slot 0. Caller holds the writer lock.

@@ -17,6 +17,7 @@ enum Op {
     AllocCyclic(u64, u64),
     Store(u64),
     Erase(u64),
+    Remove(u64),
     Load(u64),
     Iter(u64),
     SetMark(u64, u8),
@@ -57,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => range().prop_map(|(a, b)| Op::AllocCyclic(a, b)),
         4 => index().prop_map(Op::Store),
         4 => index().prop_map(Op::Erase),
+        2 => index().prop_map(Op::Remove),
         2 => index().prop_map(Op::Load),
         1 => index().prop_map(Op::Iter),
         2 => (index(), 0u8..3).prop_map(|(i, m)| Op::SetMark(i, m)),
@@ -198,6 +200,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     got.as_ref().map(Arc::as_ptr),
                     want.as_ref().map(Arc::as_ptr)
                 );
+            }
+            Op::Remove(i) => {
+                let got = xa.remove(i);
+                let want = model.map.remove(&i).is_some();
+                prop_assert_eq!(got, want);
             }
             Op::Load(i) => {
                 let g = pin();
