@@ -2,9 +2,11 @@
 //! split design, and faster than the designs before it?
 //!
 //! Every workload ([`workloads`]) is generic over
-//! [`unishrink_baselines::Design`] and runs, in one process, on `rwsem`,
-//! `srcu`, `split` and (feature `unified`) `unified`; `drop_caches` also runs
-//! on `nobitmap` (the pre-bitmap kernel). Results go to stdout as tables with
+//! [`unishrink_baselines::Design`] and runs on `rwsem`, `srcu`, `split` and
+//! (feature `unified`) `unified`; `drop_caches` also runs on `nobitmap` (the
+//! pre-bitmap kernel). Each design runs in its own process (`bench --design
+//! <name>`, which prints its rows as JSON), in [`ROUNDS`] rounds, and the
+//! parent keeps each row's better round (see the README for why). Results go to stdout as tables with
 //! the ratios `unified / split` and `unified / rwsem`, to
 //! `target/bench/report.json` and `report.md` (with the goals and whether
 //! they pass), and to `traversal.svg` / `registration.svg`.
@@ -222,6 +224,90 @@ pub(crate) struct Part {
     pub(crate) visit_overhead: Vec<VisitOverhead>,
     pub(crate) skipped: Vec<String>,
     pub(crate) blocked_raw: Vec<(String, Vec<f64>)>,
+}
+
+/// Isolated runs of each design; see [`Part::keep_best`].
+const ROUNDS: usize = 2;
+
+/// Keeps, row by row, the better of `a` and `b` (rows match on `key`).
+fn best_rows<T>(
+    a: &mut Vec<T>,
+    b: Vec<T>,
+    same: impl Fn(&T, &T) -> bool,
+    better: impl Fn(&T, &T) -> bool,
+) {
+    for row in b {
+        match a.iter_mut().find(|r| same(r, &row)) {
+            Some(r) if better(&row, r) => *r = row,
+            Some(_) => {}
+            None => a.push(row),
+        }
+    }
+}
+
+impl Part {
+    /// Merges another round of the same design: the faster figure of each row
+    /// (other load on the machine only ever slows a run down). A
+    /// blocked-shrinker row travels with its latency list; memory is
+    /// deterministic and kept from the first round.
+    fn keep_best(&mut self, other: Part) {
+        best_rows(
+            &mut self.traversal,
+            other.traversal,
+            |a, b| {
+                (&a.design, &a.target, a.map_nr_max, a.set_bits)
+                    == (&b.design, &b.target, b.map_nr_max, b.set_bits)
+            },
+            |new, old| new.ns_per_call < old.ns_per_call,
+        );
+        // Idle and reclaiming throughput are kept independently: each is the
+        // best that one round's machine allowed.
+        for row in other.registration {
+            match self
+                .registration
+                .iter_mut()
+                .find(|r| r.design == row.design)
+            {
+                Some(r) => {
+                    r.ops_per_sec_idle = r.ops_per_sec_idle.max(row.ops_per_sec_idle);
+                    if row.ops_per_sec_reclaiming > r.ops_per_sec_reclaiming {
+                        r.ops_per_sec_reclaiming = row.ops_per_sec_reclaiming;
+                        r.reclaim_walks = row.reclaim_walks;
+                    }
+                }
+                None => self.registration.push(row),
+            }
+        }
+        if let (Some(mine), Some(theirs)) = (
+            self.blocked_shrinker.first(),
+            other.blocked_shrinker.first(),
+        ) {
+            if theirs.p99_us < mine.p99_us {
+                self.blocked_shrinker = other.blocked_shrinker;
+                self.blocked_raw = other.blocked_raw;
+            }
+        } else if self.blocked_shrinker.is_empty() {
+            self.blocked_shrinker = other.blocked_shrinker;
+            self.blocked_raw = other.blocked_raw;
+        }
+        best_rows(
+            &mut self.drop_caches,
+            other.drop_caches,
+            |a, b| a.design == b.design,
+            |new, old| new.seconds < old.seconds,
+        );
+        best_rows(
+            &mut self.visit_overhead,
+            other.visit_overhead,
+            |a, b| (&a.design, a.set_bits) == (&b.design, b.set_bits),
+            |new, old| new.ns_per_visit < old.ns_per_visit,
+        );
+        for s in other.skipped {
+            if !self.skipped.contains(&s) {
+                self.skipped.push(s);
+            }
+        }
+    }
 }
 
 impl Results {
@@ -450,11 +536,24 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         println!("{json}");
         return Ok(());
     }
-    for design in DESIGN_RUNS {
-        if design.starts_with("unified") && !cfg!(feature = "unified") {
-            continue;
+    // Two rounds, each design in a fresh process per round, and the better
+    // figure of the two kept: the machine is shared, and a process sometimes
+    // lands in a slow spell (or a slow heap layout) for its whole life.
+    let mut parts: Vec<(&str, Part)> = Vec::new();
+    for round in 1..=ROUNDS {
+        prog.step(&format!("round {round} of {ROUNDS}"));
+        for design in DESIGN_RUNS {
+            if design.starts_with("unified") && !cfg!(feature = "unified") {
+                continue;
+            }
+            let part = run_isolated(design, &child_args, &mut prog)?;
+            match parts.iter_mut().find(|(d, _)| *d == design) {
+                Some((_, best)) => best.keep_best(part),
+                None => parts.push((design, part)),
+            }
         }
-        let part = run_isolated(design, &child_args, &mut prog)?;
+    }
+    for (_, part) in parts {
         res.merge(part);
     }
 
