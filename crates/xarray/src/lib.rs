@@ -1024,7 +1024,9 @@ impl<T: Send + Sync + 'static> XArray<T> {
         if start > end {
             return Err(AllocError::EmptyRange);
         }
-        let _guard = pin();
+        // No pin: an allocation retires nothing, and under the writer lock no
+        // node can be freed. (A writer's pins are not free for readers: each
+        // one may trigger a collection that reads their epoch slots.)
         let mut value = Some(value);
         let st = self.lock();
         let id = self.find_free(start, end).ok_or(AllocError::Full)?;
@@ -1049,7 +1051,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
         if start > end {
             return Err(AllocError::EmptyRange);
         }
-        let _guard = pin();
+        // No pin, as in `alloc`.
         let mut value = Some(value);
         let mut st = self.lock();
         let next = st.next_cyclic;
