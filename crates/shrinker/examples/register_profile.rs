@@ -1,6 +1,7 @@
 //! A tight alloc+register+free loop, for profilers.
 //!
-//! `register_profile [iters] [idle|reclaiming]`
+//! `register_profile [iters] [idle|reclaiming|elsewhere]` (env `OTHERS`: shrinkers
+//! registered besides the cycling one, default 100)
 use unishrink_shrinker::*;
 
 fn main() {
@@ -13,9 +14,37 @@ fn main() {
         ..MemcgConfig::default()
     });
     let root = reg.online_root().unwrap();
-    // Second argument `reclaiming`: another thread walks the root meanwhile.
-    let reclaiming = std::env::args().nth(2).as_deref() == Some("reclaiming");
-    let others: Vec<_> = (0..100)
+    // Second argument `reclaiming`: another thread walks the root meanwhile;
+    // `elsewhere`: it walks the root of another registry (shares no data,
+    // only the process: the epoch collector and the allocator).
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    let reclaiming = mode == "reclaiming" || mode == "elsewhere";
+    let other_reg = Registry::new(MemcgConfig {
+        nr_nodes: 1,
+        ..MemcgConfig::default()
+    });
+    let other_root = other_reg.online_root().unwrap();
+    let _other_shrinkers: Vec<_> = (0..100)
+        .map(|i| {
+            other_reg
+                .alloc(
+                    ShrinkerConfig::new(format!("x{i}")),
+                    from_fns(|_| Count::Objects(1), |_| Scan::Freed(0)),
+                )
+                .unwrap()
+                .register()
+        })
+        .collect();
+    let (walk_reg, walk_root) = if mode == "elsewhere" {
+        (&other_reg, &other_root)
+    } else {
+        (&reg, &root)
+    };
+    let n_others: u32 = std::env::var("OTHERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let others: Vec<_> = (0..n_others)
         .map(|i| {
             reg.alloc(
                 ShrinkerConfig::new(format!("o{i}")),
@@ -30,7 +59,7 @@ fn main() {
         if reclaiming {
             scope.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::hint::black_box(reg.shrink_slab(&root, 0, 12).unwrap());
+                    std::hint::black_box(walk_reg.shrink_slab(walk_root, 0, 12).unwrap());
                 }
             });
         }
