@@ -135,6 +135,9 @@ pub(crate) struct Registration {
     pub(crate) ops_per_sec_idle: f64,
     pub(crate) ops_per_sec_reclaiming: f64,
     pub(crate) reclaim_walks: u64,
+    /// Cycles/s while a walker reclaims a *second* instance of the design:
+    /// shares nothing but the process (allocator, epoch collector).
+    pub(crate) ops_per_sec_reclaiming_elsewhere: f64,
 }
 
 /// `blocked_shrinker` row.
@@ -274,6 +277,9 @@ impl Part {
                         r.ops_per_sec_reclaiming = row.ops_per_sec_reclaiming;
                         r.reclaim_walks = row.reclaim_walks;
                     }
+                    r.ops_per_sec_reclaiming_elsewhere = r
+                        .ops_per_sec_reclaiming_elsewhere
+                        .max(row.ops_per_sec_reclaiming_elsewhere);
                 }
                 None => self.registration.push(row),
             }

@@ -87,26 +87,28 @@ pub(crate) fn markdown(res: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "| design | idle | reclaiming | reclaiming/idle | reclaim walks |"
+        "| design | idle | reclaiming | reclaiming/idle | reclaim walks | walker on another instance | that / idle |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let reg = |d: &str| res.registration.iter().find(|r| r.design == d);
     for r in &res.registration {
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.0} | {:.2} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
             r.design,
             r.ops_per_sec_idle,
             r.ops_per_sec_reclaiming,
             r.ops_per_sec_reclaiming / r.ops_per_sec_idle,
-            r.reclaim_walks
+            r.reclaim_walks,
+            r.ops_per_sec_reclaiming_elsewhere,
+            r.ops_per_sec_reclaiming_elsewhere / r.ops_per_sec_idle,
         );
     }
     for b in ["split", "rwsem"] {
         let (u, o) = (reg("unified"), reg(b));
         let _ = writeln!(
             s,
-            "| unified / {b} | {} | {} | | |",
+            "| unified / {b} | {} | {} | | | | |",
             ratio(u.map(|r| r.ops_per_sec_idle), o.map(|r| r.ops_per_sec_idle)),
             ratio(
                 u.map(|r| r.ops_per_sec_reclaiming),
