@@ -4,42 +4,14 @@
 //! memcg until everything is freed.
 //!
 //! `cargo run --release -p unishrink-baselines --features unified --example design_drop -- <design> [memcgs] [rounds]`
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use unishrink_baselines::rwsem::Rwsem;
 use unishrink_baselines::split::Split;
 use unishrink_baselines::srcu::Srcu;
-use unishrink_baselines::{from_fns, Callbacks, Count, Design, DesignConfig, Scan, ShrinkerSpec};
+use unishrink_baselines::{memcg_cache as cache, Design, DesignConfig, ShrinkerSpec};
 
 const OBJECTS: u64 = 1000;
-
-/// A cache holding `n` objects in memcg `owner` only.
-fn cache(owner: usize, n: u64) -> Arc<dyn Callbacks> {
-    let left = Arc::new(AtomicU64::new(n));
-    let l2 = left.clone();
-    from_fns(
-        move |sc| {
-            if sc.memcg != owner {
-                return Count::Objects(0);
-            }
-            match left.load(Ordering::Relaxed) {
-                0 => Count::Empty,
-                n => Count::Objects(n),
-            }
-        },
-        move |sc| {
-            if sc.memcg != owner {
-                return Scan::Freed(0);
-            }
-            let cur = l2.load(Ordering::Relaxed);
-            let f = cur.min(sc.nr_to_scan);
-            l2.store(cur - f, Ordering::Relaxed);
-            Scan::Freed(f)
-        },
-    )
-}
 
 /// The measured part (a separate function so that
 /// `valgrind --tool=callgrind --toggle-collect='*drop_caches*'` sees only it).

@@ -127,6 +127,35 @@ where
     }
 }
 
+/// A cache of `n` objects charged to memcg `memcg` only (its id as in
+/// [`ShrinkCtl::memcg`]): counts `Empty` once drained, frees what it is asked
+/// to, and reports nothing for any other memcg. The drop_caches workload's
+/// per-memcg shrinker.
+pub fn memcg_cache(memcg: usize, n: u64) -> Arc<dyn Callbacks> {
+    let left = Arc::new(std::sync::atomic::AtomicU64::new(n));
+    let l2 = left.clone();
+    from_fns(
+        move |sc| {
+            if sc.memcg != memcg {
+                return Count::Objects(0);
+            }
+            match left.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => Count::Empty,
+                n => Count::Objects(n),
+            }
+        },
+        move |sc| {
+            if sc.memcg != memcg {
+                return Scan::Freed(0);
+            }
+            let cur = l2.load(std::sync::atomic::Ordering::Relaxed);
+            let f = cur.min(sc.nr_to_scan);
+            l2.store(cur - f, std::sync::atomic::Ordering::Relaxed);
+            Scan::Freed(f)
+        },
+    )
+}
+
 /// Callbacks from two closures.
 pub fn from_fns<C, S>(count: C, scan: S) -> Arc<dyn Callbacks>
 where

@@ -1,6 +1,6 @@
 //! Unit tests of the three baselines.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -9,33 +9,9 @@ use std::time::Duration;
 use crate::rwsem::Rwsem;
 use crate::split::Split;
 use crate::srcu::Srcu;
-use crate::{from_fns, Callbacks, Count, Design, DesignConfig, Scan, ShrinkerSpec};
-
-/// A cache with `n` objects in one memcg; `Empty` once drained.
-fn cache(memcg: usize, n: u64) -> Arc<dyn Callbacks> {
-    let left = Arc::new(AtomicU64::new(n));
-    let l2 = left.clone();
-    from_fns(
-        move |sc| {
-            if sc.memcg != memcg {
-                return Count::Objects(0);
-            }
-            match left.load(Ordering::Relaxed) {
-                0 => Count::Empty,
-                n => Count::Objects(n),
-            }
-        },
-        move |sc| {
-            if sc.memcg != memcg {
-                return Scan::Freed(0);
-            }
-            let cur = l2.load(Ordering::Relaxed);
-            let f = cur.min(sc.nr_to_scan);
-            l2.store(cur - f, Ordering::Relaxed);
-            Scan::Freed(f)
-        },
-    )
-}
+use crate::{
+    from_fns, memcg_cache as cache, Callbacks, Count, Design, DesignConfig, Scan, ShrinkerSpec,
+};
 
 /// Worked example: in a child memcg, A holds 1000 objects, B 200, C 50; the
 /// bits of A and B are set, C's is not. A global shrinker G holds 77 at the root.

@@ -787,6 +787,19 @@ impl Registry {
             let _scope = CallbackScope::enter(s);
             // Names the shrinker on the start event emitted inside
             // the pass (which does not know it).
+            let mut pass = || {
+                scan_pass(
+                    s.shrink(),
+                    s.params,
+                    &mut sc,
+                    priority,
+                    deferred,
+                    tracing,
+                    &mut trace,
+                )
+            };
+            // A branch, not an `Option<EnteredSpan>`: the untraced visit then
+            // carries no span to drop.
             if tracing {
                 let _span = tracing::trace_span!(
                     target: crate::trace::TARGET,
@@ -795,25 +808,9 @@ impl Registry {
                     shrinker_id = s.id().0
                 )
                 .entered();
-                scan_pass(
-                    s.shrink(),
-                    s.params,
-                    &mut sc,
-                    priority,
-                    deferred,
-                    true,
-                    &mut trace,
-                )
+                pass()
             } else {
-                scan_pass(
-                    s.shrink(),
-                    s.params,
-                    &mut sc,
-                    priority,
-                    deferred,
-                    false,
-                    &mut trace,
-                )
+                pass()
             }
         };
         match pass {

@@ -195,23 +195,14 @@ pub(crate) struct Goal {
 #[derive(Debug, Serialize)]
 pub(crate) struct Results {
     pub(crate) profile: Profile,
-    pub(crate) designs: Vec<String>,
-    pub(crate) traversal: Vec<Traversal>,
-    pub(crate) registration: Vec<Registration>,
-    pub(crate) blocked_shrinker: Vec<Blocked>,
-    pub(crate) drop_caches: Vec<DropCaches>,
-    pub(crate) memory: Vec<Memory>,
-    pub(crate) visit_overhead: Vec<VisitOverhead>,
+    /// The measured rows; their arrays are top-level keys of `report.json`.
+    #[serde(flatten)]
+    pub(crate) rows: Part,
     pub(crate) goals: Vec<Goal>,
-    /// Measurements left out, with the reason.
-    pub(crate) skipped: Vec<String>,
     /// `git describe` of the workspace (which crates were measured).
     pub(crate) commit: String,
     /// `/proc/loadavg` before and after the run (the machine is shared).
     pub(crate) loadavg: Vec<String>,
-    /// Sorted per-cycle latencies of the blocked-shrinker run (for the plot).
-    #[serde(skip)]
-    pub(crate) blocked_raw: Vec<(String, Vec<f64>)>,
 }
 
 /// What one design's process measured (`bench --design <name>` prints it as
@@ -225,7 +216,11 @@ pub(crate) struct Part {
     pub(crate) drop_caches: Vec<DropCaches>,
     pub(crate) memory: Vec<Memory>,
     pub(crate) visit_overhead: Vec<VisitOverhead>,
+    /// Measurements left out, with the reason.
     pub(crate) skipped: Vec<String>,
+    /// Sorted per-cycle latencies of the blocked-shrinker run (for the plot;
+    /// not in `report.json`, handed from child to parent beside the part).
+    #[serde(skip)]
     pub(crate) blocked_raw: Vec<(String, Vec<f64>)>,
 }
 
@@ -316,8 +311,9 @@ impl Part {
     }
 }
 
-impl Results {
-    fn merge(&mut self, p: Part) {
+impl Part {
+    /// Appends another design's rows.
+    fn extend(&mut self, p: Part) {
         self.designs.extend(p.designs);
         self.traversal.extend(p.traversal);
         self.registration.extend(p.registration);
@@ -440,7 +436,10 @@ fn run_isolated(design: &str, args: &[String], prog: &mut Progress) -> R<Part> {
             out.status
         ));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("bench: {design} results: {e}"))
+    let (mut part, raw): (Part, Vec<(String, Vec<f64>)>) =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bench: {design} results: {e}"))?;
+    part.blocked_raw = raw;
+    Ok(part)
 }
 
 fn git_describe() -> String {
@@ -520,28 +519,20 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         start: Instant::now(),
     };
     prog.step(&format!("profile {}", p.name));
-    let mut res = Results {
-        profile: p.clone(),
-        designs: Vec::new(),
-        traversal: Vec::new(),
-        registration: Vec::new(),
-        blocked_shrinker: Vec::new(),
-        drop_caches: Vec::new(),
-        memory: Vec::new(),
-        visit_overhead: Vec::new(),
-        goals: Vec::new(),
-        skipped: Vec::new(),
-        commit: git_describe(),
-        loadavg: vec![loadavg()],
-        blocked_raw: Vec::new(),
-    };
     if let Some(design) = design {
         // A child: measure one design, hand the rows to the parent.
         let part = run_one(&design, &p, &mut prog)?;
-        let json = serde_json::to_string(&part).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&(&part, &part.blocked_raw)).map_err(|e| e.to_string())?;
         println!("{json}");
         return Ok(());
     }
+    let mut res = Results {
+        profile: p.clone(),
+        rows: Part::default(),
+        goals: Vec::new(),
+        commit: git_describe(),
+        loadavg: vec![loadavg()],
+    };
     // Two rounds, each design in a fresh process per round, and the better
     // figure of the two kept: the machine is shared, and a process sometimes
     // lands in a slow spell (or a slow heap layout) for its whole life.
@@ -560,7 +551,7 @@ pub(crate) fn main(args: &[String]) -> R<()> {
         }
     }
     for (_, part) in parts {
-        res.merge(part);
+        res.rows.extend(part);
     }
 
     res.loadavg.push(loadavg());
@@ -577,11 +568,19 @@ pub(crate) fn main(args: &[String]) -> R<()> {
     write("report.json", &json)?;
     write("report.md", &md)?;
     let mut wrote = vec!["report.{json,md}"];
-    if plot::traversal(&res, &dir.join("traversal.svg"))? {
-        wrote.push("traversal.svg");
-    }
-    if plot::registration(&res, &dir.join("registration.svg"))? {
-        wrote.push("registration.svg");
+    type Plot = fn(&Results, &std::path::Path) -> R<bool>;
+    let plots: [(&str, Plot); 2] = [
+        ("traversal.svg", plot::traversal),
+        ("registration.svg", plot::registration),
+    ];
+    for (name, draw) in plots {
+        let path = dir.join(name);
+        if draw(&res, &path)? {
+            wrote.push(name);
+        } else {
+            // No stale plot from an earlier run beside this report.
+            let _ = std::fs::remove_file(&path);
+        }
     }
     prog.step(&format!("wrote {}/{}", dir.display(), wrote.join(", ")));
     Ok(())

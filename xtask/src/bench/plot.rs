@@ -24,11 +24,12 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 /// Writes nothing (and returns `false`) without traversal rows: plotters'
 /// log axes loop forever on an empty range.
 pub(crate) fn traversal(res: &Results, path: &Path) -> Result<bool, String> {
-    if res.traversal.is_empty() {
+    if res.rows.traversal.is_empty() {
         return Ok(false);
     }
     let pts = |d: &str, target: &str| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = res
+            .rows
             .traversal
             .iter()
             .filter(|t| t.design == d && t.target == target && t.set_bits == 16)
@@ -37,8 +38,14 @@ pub(crate) fn traversal(res: &Results, path: &Path) -> Result<bool, String> {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v
     };
-    let xs: Vec<f64> = res.traversal.iter().map(|t| t.map_nr_max as f64).collect();
+    let xs: Vec<f64> = res
+        .rows
+        .traversal
+        .iter()
+        .map(|t| t.map_nr_max as f64)
+        .collect();
     let ys: Vec<f64> = res
+        .rows
         .traversal
         .iter()
         .filter(|t| t.set_bits == 16)
@@ -73,7 +80,7 @@ pub(crate) fn traversal(res: &Results, path: &Path) -> Result<bool, String> {
         .y_desc("ns per shrink_slab call")
         .draw()
         .map_err(err)?;
-    for (i, d) in res.designs.iter().enumerate() {
+    for (i, d) in res.rows.designs.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(pts(d, "memcg"), c.stroke_width(2)))
@@ -113,10 +120,11 @@ pub(crate) fn traversal(res: &Results, path: &Path) -> Result<bool, String> {
 /// workload: latency (log y) at each percentile, one line per design.
 /// Writes nothing (and returns `false`) without blocked-shrinker latencies.
 pub(crate) fn registration(res: &Results, path: &Path) -> Result<bool, String> {
-    if res.blocked_raw.iter().all(|(_, v)| v.is_empty()) {
+    if res.rows.blocked_raw.iter().all(|(_, v)| v.is_empty()) {
         return Ok(false);
     }
     let all: Vec<f64> = res
+        .rows
         .blocked_raw
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
@@ -124,6 +132,7 @@ pub(crate) fn registration(res: &Results, path: &Path) -> Result<bool, String> {
     let y0 = all.iter().copied().fold(f64::INFINITY, f64::min).max(0.01);
     let y1 = all.iter().copied().fold(1.0, f64::max);
     let block_ms = res
+        .rows
         .blocked_shrinker
         .first()
         .map_or(0.0, |b| b.block_us / 1000.0);
@@ -145,8 +154,8 @@ pub(crate) fn registration(res: &Results, path: &Path) -> Result<bool, String> {
         .y_desc("latency (µs)")
         .draw()
         .map_err(err)?;
-    for (i, (d, sorted)) in res.blocked_raw.iter().enumerate() {
-        let c = COLORS[res.designs.iter().position(|x| x == d).unwrap_or(i) % COLORS.len()];
+    for (i, (d, sorted)) in res.rows.blocked_raw.iter().enumerate() {
+        let c = COLORS[res.rows.designs.iter().position(|x| x == d).unwrap_or(i) % COLORS.len()];
         let n = sorted.len().max(1);
         let pts: Vec<(f64, f64)> = sorted
             .iter()

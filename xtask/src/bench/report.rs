@@ -16,7 +16,7 @@ fn cell(v: Option<f64>, prec: usize) -> String {
 }
 
 fn designs(res: &Results) -> Vec<&str> {
-    res.designs.iter().map(String::as_str).collect()
+    res.rows.designs.iter().map(String::as_str).collect()
 }
 
 /// The whole report as markdown.
@@ -53,6 +53,7 @@ pub(crate) fn markdown(res: &Results) -> String {
     let _ = writeln!(s, " unified/split | unified/rwsem |");
     let _ = writeln!(s, "|{}", "---|".repeat(5 + ds.len()));
     let mut keys: Vec<(String, usize, usize)> = res
+        .rows
         .traversal
         .iter()
         .map(|t| (t.target.clone(), t.map_nr_max, t.set_bits))
@@ -61,7 +62,8 @@ pub(crate) fn markdown(res: &Results) -> String {
     keys.dedup();
     for (target, m, sb) in &keys {
         let get = |d: &str| {
-            res.traversal
+            res.rows
+                .traversal
                 .iter()
                 .find(|t| {
                     t.design == d && &t.target == target && t.map_nr_max == *m && t.set_bits == *sb
@@ -90,8 +92,8 @@ pub(crate) fn markdown(res: &Results) -> String {
         "| design | idle | reclaiming | reclaiming/idle | reclaim walks | walker on another instance | that / idle |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    let reg = |d: &str| res.registration.iter().find(|r| r.design == d);
-    for r in &res.registration {
+    let reg = |d: &str| res.rows.registration.iter().find(|r| r.design == d);
+    for r in &res.rows.registration {
         let _ = writeln!(
             s,
             "| {} | {:.0} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
@@ -118,7 +120,11 @@ pub(crate) fn markdown(res: &Results) -> String {
     }
 
     // 3. blocked shrinker
-    let block = res.blocked_shrinker.first().map_or(0.0, |b| b.block_us);
+    let block = res
+        .rows
+        .blocked_shrinker
+        .first()
+        .map_or(0.0, |b| b.block_us);
     let _ = writeln!(
         s,
         "\n## 3. blocked shrinker: register+free latency (µs) while a scan blocks for {:.0} ms\n",
@@ -129,8 +135,8 @@ pub(crate) fn markdown(res: &Results) -> String {
         "| design | p50 | p99 | max | cycles | cycles > block/2 |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
-    let bl = |d: &str| res.blocked_shrinker.iter().find(|r| r.design == d);
-    for r in &res.blocked_shrinker {
+    let bl = |d: &str| res.rows.blocked_shrinker.iter().find(|r| r.design == d);
+    for r in &res.rows.blocked_shrinker {
         let _ = writeln!(
             s,
             "| {} | {:.1} | {:.1} | {:.0} | {} | {} |",
@@ -159,12 +165,13 @@ pub(crate) fn markdown(res: &Results) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|");
     let dc = |d: &str| {
-        res.drop_caches
+        res.rows
+            .drop_caches
             .iter()
             .find(|r| r.design == d)
             .map(|r| r.seconds)
     };
-    for r in &res.drop_caches {
+    for r in &res.rows.drop_caches {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.4} | {} |",
@@ -184,12 +191,13 @@ pub(crate) fn markdown(res: &Results) -> String {
     let _ = writeln!(s, "| design | bytes | MiB | how |");
     let _ = writeln!(s, "|---|---|---|---|");
     let mem = |d: &str| {
-        res.memory
+        res.rows
+            .memory
             .iter()
             .find(|r| r.design == d)
             .map(|r| r.bytes as f64)
     };
-    for r in &res.memory {
+    for r in &res.rows.memory {
         let _ = writeln!(
             s,
             "| {} | {} | {:.1} | {} |",
@@ -213,6 +221,7 @@ pub(crate) fn markdown(res: &Results) -> String {
     // `unified+stats` is the same registry with them on (the default).
     let mut vds: Vec<String> = ds.iter().map(|d| d.to_string()).collect();
     if res
+        .rows
         .visit_overhead
         .iter()
         .any(|v| v.design == "unified+stats")
@@ -225,16 +234,18 @@ pub(crate) fn markdown(res: &Results) -> String {
     }
     let _ = writeln!(s, " unified/split | unified/rwsem |");
     let _ = writeln!(s, "|{}", "---|".repeat(4 + vds.len()));
-    let mut sets: Vec<usize> = res.visit_overhead.iter().map(|v| v.set_bits).collect();
+    let mut sets: Vec<usize> = res.rows.visit_overhead.iter().map(|v| v.set_bits).collect();
     sets.sort_unstable();
     sets.dedup();
     for n in sets {
         let get = |d: &str| {
-            res.visit_overhead
+            res.rows
+                .visit_overhead
                 .iter()
                 .find(|v| v.design == d && v.set_bits == n)
         };
         let direct = res
+            .rows
             .visit_overhead
             .iter()
             .filter(|v| v.set_bits == n)
@@ -253,9 +264,9 @@ pub(crate) fn markdown(res: &Results) -> String {
         );
     }
 
-    if !res.skipped.is_empty() {
+    if !res.rows.skipped.is_empty() {
         let _ = writeln!(s, "\n## Skipped\n");
-        for k in &res.skipped {
+        for k in &res.rows.skipped {
             let _ = writeln!(s, "- {k}");
         }
     }
@@ -295,23 +306,15 @@ fn goal(goal: &str, measured: Option<(String, bool)>) -> Goal {
 /// Evaluate the goals of the bench issue against the results.
 pub(crate) fn goals(res: &Results) -> Vec<Goal> {
     let trav = |d: &str, target: &str, m: usize, sb: usize| {
-        res.traversal
+        res.rows
+            .traversal
             .iter()
             .find(|t| t.design == d && t.target == target && t.map_nr_max == m && t.set_bits == sb)
             .map(|t| t.ns_per_call)
     };
-    let max_m = res
-        .traversal
-        .iter()
-        .map(|t| t.map_nr_max)
-        .max()
-        .unwrap_or(0);
-    let min_m = res
-        .traversal
-        .iter()
-        .map(|t| t.map_nr_max)
-        .min()
-        .unwrap_or(0);
+    // The profile's sizes, so the goal reads right even when traversal was left out.
+    let max_m = res.profile.map_nr_max.iter().copied().max().unwrap_or(0);
+    let min_m = res.profile.map_nr_max.iter().copied().min().unwrap_or(0);
     let mut v = Vec::new();
 
     v.push(goal(
@@ -327,6 +330,7 @@ pub(crate) fn goals(res: &Results) -> Vec<Goal> {
     ));
 
     let root_ratios: Vec<(usize, usize, f64)> = res
+        .rows
         .traversal
         .iter()
         .filter(|t| t.design == "unified" && t.target == "root")
@@ -353,7 +357,7 @@ pub(crate) fn goals(res: &Results) -> Vec<Goal> {
         }),
     ));
 
-    let reg = |d: &str| res.registration.iter().find(|r| r.design == d);
+    let reg = |d: &str| res.rows.registration.iter().find(|r| r.design == d);
     v.push(goal(
         "registration: unified reclaiming/idle ≥ 0.9",
         reg("unified").map(|u| {
@@ -371,7 +375,7 @@ pub(crate) fn goals(res: &Results) -> Vec<Goal> {
         }),
     ));
 
-    let bl = |d: &str| res.blocked_shrinker.iter().find(|r| r.design == d);
+    let bl = |d: &str| res.rows.blocked_shrinker.iter().find(|r| r.design == d);
     v.push(goal(
         "blocked shrinker: unified p99 ≤ 100 µs",
         bl("unified").map(|u| (format!("{:.1} µs", u.p99_us), u.p99_us <= 100.0)),
@@ -385,7 +389,8 @@ pub(crate) fn goals(res: &Results) -> Vec<Goal> {
     });
 
     let dc = |d: &str| {
-        res.drop_caches
+        res.rows
+            .drop_caches
             .iter()
             .find(|r| r.design == d)
             .map(|r| r.seconds)
@@ -404,7 +409,8 @@ pub(crate) fn goals(res: &Results) -> Vec<Goal> {
     ));
 
     let mem = |d: &str| {
-        res.memory
+        res.rows
+            .memory
             .iter()
             .find(|r| r.design == d)
             .map(|r| r.bytes as f64)

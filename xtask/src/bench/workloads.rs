@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use unishrink_baselines::scan::do_shrink_slab;
 use unishrink_baselines::{
-    from_fns, Callbacks, Count, Design, DesignConfig, Scan, ShrinkCtl, ShrinkerSpec, DEF_PRIORITY,
+    from_fns, memcg_cache, Callbacks, Count, Design, DesignConfig, Scan, ShrinkCtl, ShrinkerSpec,
+    DEF_PRIORITY,
 };
 
 use super::{
@@ -398,32 +399,6 @@ pub(crate) fn blocked<D: Design>(
     Ok(())
 }
 
-/// A cache holding `n` objects in memcg `owner` only.
-fn cache(owner: usize, n: u64) -> Arc<dyn Callbacks> {
-    let left = Arc::new(AtomicU64::new(n));
-    let l2 = left.clone();
-    from_fns(
-        move |sc| {
-            if sc.memcg != owner {
-                return Count::Objects(0);
-            }
-            match left.load(Ordering::Relaxed) {
-                0 => Count::Empty,
-                n => Count::Objects(n),
-            }
-        },
-        move |sc| {
-            if sc.memcg != owner {
-                return Scan::Freed(0);
-            }
-            let cur = l2.load(Ordering::Relaxed);
-            let f = cur.min(sc.nr_to_scan);
-            l2.store(cur - f, Ordering::Relaxed);
-            Scan::Freed(f)
-        },
-    )
-}
-
 const DROP_OBJECTS: u64 = 1000;
 
 /// Workload 4 (drop_caches): `p.drop_memcgs` memcgs each with one memcg-aware shrinker
@@ -461,7 +436,7 @@ fn drop_caches_once<D: Design>(make: &Make<D>, p: &Profile, prog: &mut Progress)
         hs.push(
             d.register(
                 &ShrinkerSpec::new("global"),
-                cache(d.memcg_id(&root), DROP_OBJECTS),
+                memcg_cache(d.memcg_id(&root), DROP_OBJECTS),
             )
             .map_err(e)?,
         );
@@ -469,7 +444,7 @@ fn drop_caches_once<D: Design>(make: &Make<D>, p: &Profile, prog: &mut Progress)
     for _ in 0..p.drop_memcgs {
         let m = d.create_memcg(&root).map_err(e)?;
         let h = d
-            .register(&memcg_spec(), cache(d.memcg_id(&m), DROP_OBJECTS))
+            .register(&memcg_spec(), memcg_cache(d.memcg_id(&m), DROP_OBJECTS))
             .map_err(e)?;
         d.set_shrinker_bit(&m, 0, &h).map_err(e)?;
         hs.push(h);
