@@ -704,14 +704,17 @@ impl Registry {
             let deferred = bits.deferred_slot(id);
             guard.repin_after(|| {
                 // SAFETY: try_get succeeded, so the active count is > 0 until
-                // our `put` below. A shrinker is erased from the IDR (and its
+                // `visit` puts it back. A shrinker is erased from the IDR (and its
                 // memory handed to the epoch collector) only after its count
                 // reached zero (`RegisteredShrinker::free` waits for it; the
                 // async path unpublishes at the last put), so the IDR's strong
                 // reference keeps `*ptr` alive while we hold the count, even
                 // while unpinned. Checked by tests/lifecycle.rs and the loom
                 // model tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
-                let s = unsafe { &*ptr };
+                let visit = Visit {
+                    reg: self,
+                    s: unsafe { &*ptr },
+                };
                 report.visited += 1;
                 let target = Target {
                     memcg,
@@ -719,9 +722,8 @@ impl Registry {
                     priority,
                     tracing,
                 };
-                let freed = self.shrink_one(s, info, &deferred, target, &mut report);
+                let freed = self.shrink_one(visit.s, info, &deferred, target, &mut report);
                 report.freed = report.freed.saturating_add(freed);
-                self.put(s);
             });
         }
         drop(guard);
@@ -1014,6 +1016,21 @@ struct Target<'a> {
     priority: u32,
     /// Whether a subscriber wants the trace events (asked once per walk).
     tracing: bool,
+}
+
+/// A walk's reference to one shrinker, put back on drop: a panic that is not
+/// a callback's (those are caught), such as a tracing subscriber's, unwinds
+/// through here and still leaves the active count balanced, so a later `free`
+/// does not wait forever.
+struct Visit<'a> {
+    reg: &'a Registry,
+    s: &'a ShrinkerInner,
+}
+
+impl Drop for Visit<'_> {
+    fn drop(&mut self) {
+        self.reg.put(self.s);
+    }
 }
 
 /// The deferred counter of one id in one shrinker_info.
