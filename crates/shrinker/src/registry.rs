@@ -934,11 +934,12 @@ impl Registry {
         let ptr: *const ShrinkerInner = s;
         drop(guard);
         // SAFETY: as in `shrink_slab`: the active reference keeps the shrinker
-        // published, hence alive, until the `put` below.
-        let s = unsafe { &*ptr };
-        let r = f(self, s);
-        self.put(s);
-        Ok(r)
+        // published, hence alive, until `visit` puts it back (also on unwind).
+        let visit = Visit {
+            reg: self,
+            s: unsafe { &*ptr },
+        };
+        Ok(f(self, visit.s))
     }
 
     /// `count_objects` of shrinker `id` on one (memcg, node), like the
