@@ -25,9 +25,11 @@
 //! 1. [`Registry::alloc`] takes the lowest free id and grows every memcg's
 //!    shrinker_info if needed (a failure releases the id and is returned).
 //! 2. [`AllocatedShrinker::register`] sets the *active* count to 1.
-//! 3. A walker, under an epoch guard, loads the shrinker by id and calls
-//!    `try_get` (increment unless zero); it then leaves the guard, runs the
-//!    callbacks (which may block) and `put`s.
+//! 3. A walker pins once per walk; for each set bit it loads the shrinker by
+//!    id and calls `try_get` (increment unless zero); it then unpins around
+//!    the callbacks (`repin_after`: they may block, and a held pin would stall
+//!    every thread's reclamation), and `put`s through a guard that also runs
+//!    on unwind.
 //! 4. [`RegisteredShrinker::free`] marks the shrinker dying, drops the initial
 //!    reference, **waits** until the count is zero, then erases the id from
 //!    the IDR; the memory is freed by the epoch collector after a grace period.
@@ -47,7 +49,9 @@
 //!   followed by a full fence and a recheck that restores the bit.
 //! * Callbacks are foreign code: panics are caught and reported in
 //!   [`ShrinkReport::panics`] with the reference put and deferred work kept;
-//!   a callback that frees its own shrinker gets [`FreeError::SelfFree`].
+//!   any other panic inside a visit (a tracing subscriber's, say) unwinds out
+//!   of the walk with the reference put; a callback that frees its own
+//!   shrinker, even from a nested walk, gets [`FreeError::SelfFree`].
 //!
 //! # Example
 //!
