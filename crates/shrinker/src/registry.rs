@@ -10,7 +10,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
 use unishrink_shrinker_info::{DeferredSlot, InfoError, ShrinkerInfo};
-use unishrink_xarray::{pin, AllocError, XArray};
+use unishrink_xarray::{pin, AllocError, Guard, XArray};
 
 use crate::refcount::ActiveRef;
 use crate::scan::{
@@ -672,21 +672,21 @@ impl Registry {
         let mut guard = pin();
         while let Some(id) = bits.next() {
             let Some(s) = self.shared.idr.load(id as u64, &guard) else {
-                self.clear_and_recheck(info, memcg, nid, id);
+                self.clear_and_recheck(info, memcg, nid, id, &guard);
                 continue;
             };
             match s.state.load(Ordering::Acquire) {
                 // Objects may be added before registration: keep the bit.
                 ALLOCATED => continue,
                 DYING => {
-                    self.clear_and_recheck(info, memcg, nid, id);
+                    self.clear_and_recheck(info, memcg, nid, id, &guard);
                     continue;
                 }
                 _ => {}
             }
             if !s.belongs(memcg, nid) {
                 // Left over from a previous owner of this id.
-                self.clear_and_recheck(info, memcg, nid, id);
+                self.clear_and_recheck(info, memcg, nid, id, &guard);
                 continue;
             }
             if s.memcg_aware()
@@ -697,7 +697,7 @@ impl Registry {
                 continue;
             }
             if !s.active.try_get() {
-                self.clear_and_recheck(info, memcg, nid, id);
+                self.clear_and_recheck(info, memcg, nid, id, &guard);
                 continue;
             }
             let ptr: *const ShrinkerInner = s;
@@ -847,12 +847,18 @@ impl Registry {
     /// A bit whose shrinker is gone (or not ours): clear it, then look again
     /// after a full barrier and restore it if a live owner appeared — the same
     /// clear-then-recheck that SHRINK_EMPTY uses, so a racing registration or
-    /// set_shrinker_bit is never lost.
-    fn clear_and_recheck(&self, info: &ShrinkerInfo, memcg: &Memcg, nid: usize, id: usize) {
+    /// set_shrinker_bit is never lost. Uses the walk's guard.
+    fn clear_and_recheck(
+        &self,
+        info: &ShrinkerInfo,
+        memcg: &Memcg,
+        nid: usize,
+        id: usize,
+        guard: &Guard,
+    ) {
         info.clear_bit(id);
         fence(Ordering::SeqCst);
-        let guard = pin();
-        if let Some(s) = self.shared.idr.load(id as u64, &guard) {
+        if let Some(s) = self.shared.idr.load(id as u64, guard) {
             if s.state.load(Ordering::Acquire) != DYING && s.belongs(memcg, nid) {
                 let _ = info.set_bit(id);
             }

@@ -197,6 +197,30 @@ pub(crate) fn traversal<D: Design>(
     Ok(())
 }
 
+/// An instance, its root, a child memcg and the registered shrinkers.
+type Populated<D> = (
+    Arc<D>,
+    <D as Design>::Memcg,
+    <D as Design>::Memcg,
+    Vec<<D as Design>::Shrinker>,
+);
+
+/// A fresh instance with a child memcg and 100 memcg-aware shrinkers whose
+/// bits are set in the child and the root (the registration workload's setup).
+fn populated<D: Design>(make: &Make<D>) -> R<Populated<D>> {
+    let d = Arc::new(make().map_err(e)?);
+    let root = d.root();
+    let child = d.create_memcg(&root).map_err(e)?;
+    let mut hs = Vec::new();
+    for _ in 0..100 {
+        let h = d.register(&memcg_spec(), trivial()).map_err(e)?;
+        d.set_shrinker_bit(&child, 0, &h).map_err(e)?;
+        d.set_shrinker_bit(&root, 0, &h).map_err(e)?;
+        hs.push(h);
+    }
+    Ok((d, root, child, hs))
+}
+
 /// Workload 2 (registration): alloc+register+free cycles per second with 100 other
 /// shrinkers registered, idle and while a reclaim thread walks continuously.
 pub(crate) fn registration<D: Design>(
@@ -205,16 +229,7 @@ pub(crate) fn registration<D: Design>(
     prog: &mut Progress,
     out: &mut Vec<Registration>,
 ) -> R<()> {
-    let d = Arc::new(make().map_err(e)?);
-    let root = d.root();
-    let child = d.create_memcg(&root).map_err(e)?;
-    let mut others = Vec::new();
-    for _ in 0..100 {
-        let h = d.register(&memcg_spec(), trivial()).map_err(e)?;
-        d.set_shrinker_bit(&child, 0, &h).map_err(e)?;
-        d.set_shrinker_bit(&root, 0, &h).map_err(e)?;
-        others.push(h);
-    }
+    let (d, root, child, others) = populated(make)?;
     let cycles = |d: &D| -> R<f64> {
         let spec = memcg_spec();
         let cb = trivial();
@@ -232,16 +247,7 @@ pub(crate) fn registration<D: Design>(
     // The reference for "reclaiming": a walker on a second instance of the
     // design, populated alike, that shares no data with the registering
     // thread, only the process (allocator, epoch collector).
-    let other = Arc::new(make().map_err(e)?);
-    let other_root = other.root();
-    let other_child = other.create_memcg(&other_root).map_err(e)?;
-    let mut other_hs = Vec::new();
-    for _ in 0..100 {
-        let h = other.register(&memcg_spec(), trivial()).map_err(e)?;
-        other.set_shrinker_bit(&other_child, 0, &h).map_err(e)?;
-        other.set_shrinker_bit(&other_root, 0, &h).map_err(e)?;
-        other_hs.push(h);
-    }
+    let (other, other_root, other_child, other_hs) = populated(make)?;
     // Two alternating rounds, best of each: other load on the machine only lowers figures.
     let (mut idle, mut busy, mut nwalks, mut elsewhere) = (0f64, 0f64, 0u64, 0f64);
     for round in 0..2 {
