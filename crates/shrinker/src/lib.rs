@@ -38,9 +38,10 @@
 //!
 //! * After `free` returns, no callback of that shrinker runs or starts: zero
 //!   is terminal for the active count and `free` waited for it.
-//! * `free` waits only for its own callbacks; `alloc`/`register`/`free` take
-//!   a writer mutex that no walk ever takes, so registration never waits for
-//!   reclaim (the rwsem design's failure).
+//! * `free` waits only for its own callbacks; `alloc` and `free` take one
+//!   writer mutex (the IDR's own, through `XArray::lock`) that no walk ever
+//!   takes, so registration never waits for reclaim (the rwsem design's
+//!   failure); `register` takes none.
 //! * A walker never touches freed memory: the IDR entry (and with it the
 //!   shrinker) outlives every successful `try_get` (see the `SAFETY` comment
 //!   in `shrink_slab`), and IDR nodes are freed after a grace period.

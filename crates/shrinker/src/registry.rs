@@ -6,8 +6,6 @@ use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
-use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
 use unishrink_shrinker_info::{DeferredSlot, InfoError, ShrinkerInfo};
 use unishrink_xarray::{pin, AllocError, Guard, XArray};
@@ -288,7 +286,10 @@ impl ShrinkerInner {
     /// be created: walks only call `shrink()` between a successful `try_get`
     /// and its `put`, and `try_get` fails forever once the count is zero.
     unsafe fn drop_shrink(&self) {
-        if !self.shrink_dropped.swap(true, Ordering::AcqRel) {
+        // A plain load and store, no locked swap: the contract already makes
+        // this thread the only one here; the flag tells `Drop` it is done.
+        if !self.shrink_dropped.load(Ordering::Acquire) {
+            self.shrink_dropped.store(true, Ordering::Release);
             // SAFETY: per the contract above we have exclusive access, and
             // the flag makes this happen once.
             unsafe { ManuallyDrop::drop(&mut *self.shrink.get()) }
@@ -364,7 +365,7 @@ impl Drop for CallbackScope {
 
 /// Laid out (`repr(C)`) so that what every walk reads — the flags, the tree
 /// handle, the IDR's root — never shares a cache line with what every
-/// registration writes — the writer mutex and the IDR's count. Sharing one
+/// registration writes — the IDR's writer mutex and count. Sharing one
 /// made each register/free cycle and each visit of a concurrent walk miss
 /// on it (the "registration while reclaiming" figure of the bench).
 #[repr(C)]
@@ -376,10 +377,10 @@ struct Shared {
     #[cfg(feature = "fault-injection")]
     faults: crate::fault::Faults,
     /// Its root pointer and its writer state sit on separate cache lines.
+    /// Its writer lock ([`XArray::lock`]) is the registry's: it serializes
+    /// alloc, unpublish and root onlining, and no reclaim walk takes it, so
+    /// registration never waits for reclaim.
     idr: XArray<ShrinkerInner>,
-    /// Serializes alloc, register, unpublish and root onlining. Never taken
-    /// by a reclaim walk, so registration never waits for reclaim.
-    writer: CachePadded<Mutex<()>>,
 }
 
 /// The shrinker registry: one IDR of shrinkers over one memcg tree, and the
@@ -459,7 +460,6 @@ impl Registry {
             shared: Arc::new(Shared {
                 tree: MemcgTree::new(config),
                 idr: XArray::new(),
-                writer: CachePadded::new(Mutex::new(())),
                 max_id: options.max_shrinker_id,
                 stats: options.stats,
                 #[cfg(feature = "fault-injection")]
@@ -492,9 +492,11 @@ impl Registry {
     /// Brings the root (or the dummy root) online, sized for every shrinker
     /// id given out so far, with the sticky bits of every global shrinker set.
     pub fn online_root(&self) -> Result<Memcg, Error> {
-        let _w = self.shared.writer.lock();
-        let root = self.shared.tree.online_root()?;
+        // Pin before locking (see `XArray::lock`); the lock keeps allocations
+        // out while we look for global shrinkers.
         let guard = pin();
+        let _idr = self.shared.idr.lock();
+        let root = self.shared.tree.online_root()?;
         for (_, s) in self.shared.idr.iter(0, &guard) {
             if !s.memcg_aware() && s.state.load(Ordering::Acquire) != DYING {
                 Self::set_sticky(&root, s)?;
@@ -557,12 +559,12 @@ impl Registry {
             shrink: UnsafeCell::new(ManuallyDrop::new(Box::new(shrink))),
             shrink_dropped: AtomicBool::new(false),
         });
-        let _w = self.shared.writer.lock();
+        // The IDR's own lock is the registry's writer lock: one lock, not a
+        // registry mutex wrapped around the tree's.
+        let mut idr = self.shared.idr.lock();
         #[cfg(feature = "fault-injection")]
         self.shared.faults.idr_alloc()?;
-        let id = self
-            .shared
-            .idr
+        let id = idr
             .alloc(inner.clone(), 0..=u64::from(self.shared.max_id))
             .map_err(|e| match e {
                 AllocError::Full | AllocError::EmptyRange => Error::IdSpaceExhausted,
@@ -592,7 +594,11 @@ impl Registry {
                 }
             });
         if let Err(e) = grown {
-            self.shared.idr.remove(id);
+            // Pin outside the lock (see `XArray::lock`). Meanwhile the id stays
+            // taken by a shrinker that walks skip (it is only allocated).
+            drop(idr);
+            let guard = pin();
+            self.shared.idr.lock().remove(id, &guard);
             return Err(e);
         }
         Ok(AllocatedShrinker {
@@ -878,17 +884,13 @@ impl Registry {
     /// Removes `s` from the IDR. Its memory is freed after a grace period
     /// (readers may still hold the pointer they loaded).
     fn unpublish(&self, s: &ShrinkerInner) {
-        let _w = self.shared.writer.lock();
         let id = u64::from(s.id().0);
+        // One pin, taken before the lock (see `XArray::lock`): the lookup
+        // under the lock needs none, only the deferred drop does.
         let guard = pin();
-        let ours = self
-            .shared
-            .idr
-            .load(id, &guard)
-            .is_some_and(|cur| std::ptr::eq(cur, s));
-        drop(guard);
-        if ours {
-            self.shared.idr.remove(id);
+        let mut idr = self.shared.idr.lock();
+        if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, s)) {
+            idr.remove(id, &guard);
         }
     }
 
@@ -1127,8 +1129,14 @@ pub struct AllocatedShrinker {
 
 impl AllocatedShrinker {
     /// Makes the shrinker visible to reclaim: its active count becomes 1.
-    pub fn register(mut self) -> RegisteredShrinker {
-        let inner = self.inner.take().expect("present until consumed");
+    pub fn register(self) -> RegisteredShrinker {
+        // Moves the registry handle over instead of cloning it: a clone and a
+        // drop are two locked operations on every registration.
+        let mut this = ManuallyDrop::new(self);
+        let inner = this.inner.take().expect("present until consumed");
+        // SAFETY: `this` is never dropped nor used again, so the registry is
+        // moved out exactly once.
+        let registry = unsafe { std::ptr::read(&this.registry) };
         // No lock: the sticky root bit was set by `alloc` (or is set by
         // `online_root`, which does not look at registration), and walkers
         // only need the count before the state.
@@ -1137,7 +1145,7 @@ impl AllocatedShrinker {
         inner.state.store(REGISTERED, Ordering::Release);
         RegisteredShrinker {
             inner: Some(inner),
-            registry: self.registry.clone(),
+            registry,
         }
     }
 }

@@ -25,7 +25,10 @@
 //! plays the role of `rcu_read_lock`.
 //!
 //! **Writers** ([`XArray::store`], [`XArray::erase`], [`XArray::alloc`], the mark
-//! setters, ...) are serialized by one internal mutex. A writer fully initializes a
+//! setters, ...) are serialized by one internal mutex. [`XArray::lock`] hands that
+//! mutex to a caller whose own bookkeeping must change atomically with the tree
+//! (the kernel's `xa_lock` + `__xa_alloc`): the shrinker registry uses it as its only
+//! writer lock, instead of wrapping a mutex of its own around this one. A writer fully initializes a
 //! node before publishing it with a `Release` store (into a parent slot or the root);
 //! readers' `Acquire` loads of that pointer pair with it, so a reader that sees a
 //! pointer also sees everything the writer wrote before publishing it (the node's
@@ -295,12 +298,14 @@ impl Node {
 
     /// Writer-side count update: a load and a store, not a locked read-modify-write,
     /// since only the writer (under the mutex) changes it.
+    #[inline]
     fn add_count(&self, delta: i32) {
         let c = self.count.load(Relaxed);
         self.count.store(c.wrapping_add_signed(delta), Relaxed);
     }
 
     /// Writer-side update of one bit of a writer-only word.
+    #[inline]
     fn set_free(&self, slot: usize, on: bool) {
         let old = self.free.load(Relaxed);
         let new = if on {
@@ -314,6 +319,7 @@ impl Node {
     /// Writer-side update of one mark bit. Relaxed is enough: marks carry no data
     /// (a reader reaches the entry through an `Acquire` slot load), and only the
     /// writer, under the mutex, modifies them. Skips the store when nothing changes.
+    #[inline]
     fn set_mark_bit(&self, mark: usize, slot: usize, on: bool) {
         let old = self.marks[mark].load(Relaxed);
         let new = if on {
@@ -342,6 +348,7 @@ impl Path {
             len: 0,
         }
     }
+    #[inline]
     fn push(&mut self, node: *mut Node, slot: usize) {
         self.nodes[self.len] = node;
         self.slots[self.len] = slot;
@@ -357,6 +364,12 @@ struct Prealloc {
 }
 
 impl Prealloc {
+    const EMPTY: Prealloc = Prealloc {
+        nodes: [ptr::null_mut(); 2 * MAX_HEIGHT],
+        len: 0,
+    };
+
+    #[inline]
     fn take(&mut self, shift: u32) -> *mut Node {
         debug_assert!(self.len > 0, "node preallocation undercounted");
         self.len -= 1;
@@ -386,6 +399,9 @@ impl Drop for Prealloc {
 struct WriterState {
     /// Where the next `alloc_cyclic` starts looking.
     next_cyclic: u64,
+    /// Whether a mark was ever set. Until then every mark word is zero and
+    /// erases skip the mark bookkeeping (an IDR that never marks pays nothing).
+    marks_used: bool,
 }
 
 /// An RCU radix tree mapping `u64` indexes to `Arc<T>`, with lock-free readers,
@@ -438,7 +454,10 @@ impl<T: Send + Sync + 'static> XArray<T> {
     pub fn new() -> Self {
         XArray {
             root: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
-            writer: CachePadded::new(Mutex::new(WriterState { next_cyclic: 0 })),
+            writer: CachePadded::new(Mutex::new(WriterState {
+                next_cyclic: 0,
+                marks_used: false,
+            })),
             len: StdAtomicUsize::new(0),
             #[cfg(any(test, feature = "fault-injection"))]
             fail_countdown: StdAtomicU64::new(0),
@@ -454,7 +473,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
         self.fail_countdown.store(n, Relaxed);
     }
 
-    fn lock(&self) -> MutexGuard<'_, WriterState> {
+    fn lock_state(&self) -> MutexGuard<'_, WriterState> {
         // Writers never panic while holding the lock (no user code runs under it:
         // values are dropped by deferred functions or by the caller), so a poisoned
         // lock still guards a consistent tree.
@@ -485,17 +504,15 @@ impl<T: Send + Sync + 'static> XArray<T> {
         Ok(p)
     }
 
-    fn prealloc(&self, n: usize) -> Result<Prealloc, AllocError> {
-        let mut pre = Prealloc {
-            nodes: [ptr::null_mut(); 2 * MAX_HEIGHT],
-            len: 0,
-        };
+    /// Allocates `n` nodes into `pre` (an out-parameter, as `walk`'s path: a
+    /// returned `Result<Prealloc>` was copied on every insert).
+    fn prealloc(&self, n: usize, pre: &mut Prealloc) -> Result<(), AllocError> {
         for _ in 0..n {
             let p = self.alloc_node()?; // on error `pre` frees what it holds
             pre.nodes[pre.len] = p;
             pre.len += 1;
         }
-        Ok(pre)
+        Ok(())
     }
 
     // ---------------------------------------------------------------- readers
@@ -653,29 +670,31 @@ impl<T: Send + Sync + 'static> XArray<T> {
 
     // ---------------------------------------------------------------- writers
 
-    /// Writer-side walk to the leaf holding `index`; `None` if no leaf covers it.
+    /// Writer-side walk to the leaf holding `index`; `false` if no leaf covers it.
     /// Caller holds the writer lock.
-    fn walk(&self, index: u64) -> Option<Path> {
+    ///
+    /// Fills the caller's `path` (an out-parameter: returning the ~180-byte
+    /// `Path` by value cost a `memcpy` on every erase).
+    fn walk(&self, index: u64, path: &mut Path) -> bool {
         let mut node = self.root.load(Relaxed);
         if node.is_null() {
-            return None;
+            return false;
         }
         // SAFETY (this and the derefs below): under the writer lock no node reachable
         // from the root can be retired by anyone else, so reachable nodes are live.
         if index > max_index(unsafe { (*node).shift }) {
-            return None;
+            return false;
         }
-        let mut path = Path::new();
         loop {
             let n = unsafe { &*node };
             let s = digit(index, n.shift);
             path.push(node, s);
             if n.shift == 0 {
-                return Some(path);
+                return true;
             }
             let c = n.slots[s].load(Relaxed);
             if c.is_null() {
-                return None;
+                return false;
             }
             node = c.cast();
         }
@@ -683,14 +702,18 @@ impl<T: Send + Sync + 'static> XArray<T> {
 
     /// Recomputes the free and mark summary bits of `path.nodes[..=upto]` bottom-up
     /// from the children. Caller holds the writer lock.
-    fn propagate(path: &Path, upto: usize) {
+    /// `marks: false` skips the mark words (they cannot have changed).
+    #[inline]
+    fn propagate(path: &Path, upto: usize, marks: bool) {
         for l in (0..upto).rev() {
             // SAFETY: nodes on the path are reachable and live (writer lock held).
             let (parent, child) = unsafe { (&*path.nodes[l], &*path.nodes[l + 1]) };
             let s = path.slots[l];
             parent.set_free(s, child.free.load(Relaxed) != 0);
-            for m in 0..MARKS {
-                parent.set_mark_bit(m, s, child.marks[m].load(Relaxed) != 0);
+            if marks {
+                for m in 0..MARKS {
+                    parent.set_mark_bit(m, s, child.marks[m].load(Relaxed) != 0);
+                }
             }
         }
     }
@@ -730,7 +753,8 @@ impl<T: Send + Sync + 'static> XArray<T> {
         index: u64,
         value: &mut Option<Arc<T>>,
     ) -> Result<*const T, AllocError> {
-        let mut pre = self.prealloc(self.nodes_needed(index))?;
+        let mut pre = Prealloc::EMPTY;
+        self.prealloc(self.nodes_needed(index), &mut pre)?;
         let want_h = height_for(index);
 
         // Grow (or create) the top.
@@ -794,7 +818,9 @@ impl<T: Send + Sync + 'static> XArray<T> {
             leaf.set_free(s, false);
             self.len.store(self.len.load(Relaxed) + 1, Relaxed);
         }
-        Self::propagate(&path, path.len - 1);
+        // An insert leaves the leaf's mark words as they were (an empty slot
+        // has no marks; a replaced entry keeps its own), so only free bits move.
+        Self::propagate(&path, path.len - 1, false);
         Ok(old.cast())
     }
 
@@ -851,7 +877,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
         // must never run under our lock (a `T::drop` could re-enter this tree).
         let guard = pin();
         let mut value = Some(value);
-        let st = self.lock();
+        let st = self.lock_state();
         let old = self.insert_locked(index, &mut value)?;
         let ret = if old.is_null() {
             None
@@ -867,8 +893,8 @@ impl<T: Send + Sync + 'static> XArray<T> {
     /// nodes are unlinked and the tree shrinks to the height its largest index needs.
     pub fn erase(&self, index: u64) -> Option<Arc<T>> {
         let guard = pin();
-        let _st = self.lock();
-        let old = self.erase_locked(index, &guard)?;
+        let _st = self.lock_state();
+        let old = self.erase_locked(index, &guard, _st.marks_used)?;
         // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
         Some(unsafe { Self::retire_value(old, &guard) })
     }
@@ -878,19 +904,17 @@ impl<T: Send + Sync + 'static> XArray<T> {
     /// handing back a clone that would be dropped at once.
     pub fn remove(&self, index: u64) -> bool {
         let guard = pin();
-        let _st = self.lock();
-        let Some(old) = self.erase_locked(index, &guard) else {
-            return false;
-        };
-        // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
-        unsafe { Self::defer_tree_drop(old, &guard) };
-        true
+        self.lock().remove(index, &guard)
     }
 
     /// Unlinks the entry at `index` (writer lock held) and returns its pointer,
-    /// still carrying the tree's strong count.
-    fn erase_locked(&self, index: u64, guard: &Guard) -> Option<*const T> {
-        let path = self.walk(index)?;
+    /// still carrying the tree's strong count. `marks`: whether any mark was ever set (else the mark words are all
+    /// zero and are left alone).
+    fn erase_locked(&self, index: u64, guard: &Guard, marks: bool) -> Option<*const T> {
+        let mut path = Path::new();
+        if !self.walk(index, &mut path) {
+            return None;
+        }
         let last = path.len - 1;
         // SAFETY: writer lock held; path nodes are live.
         let leaf = unsafe { &*path.nodes[last] };
@@ -904,8 +928,10 @@ impl<T: Send + Sync + 'static> XArray<T> {
         leaf.slots[s].store(ptr::null_mut(), Release);
         leaf.add_count(-1);
         leaf.set_free(s, true);
-        for m in 0..MARKS {
-            leaf.set_mark_bit(m, s, false);
+        if marks {
+            for m in 0..MARKS {
+                leaf.set_mark_bit(m, s, false);
+            }
         }
         self.len.store(self.len.load(Relaxed) - 1, Relaxed);
 
@@ -918,14 +944,16 @@ impl<T: Send + Sync + 'static> XArray<T> {
             parent.slots[ps].store(ptr::null_mut(), Release);
             parent.add_count(-1);
             parent.set_free(ps, true);
-            for m in 0..MARKS {
-                parent.set_mark_bit(m, ps, false);
+            if marks {
+                for m in 0..MARKS {
+                    parent.set_mark_bit(m, ps, false);
+                }
             }
             // SAFETY: just unlinked under the lock; never touched again.
             unsafe { Self::retire_node(path.nodes[l], guard) };
             l -= 1;
         }
-        Self::propagate(&path, l);
+        Self::propagate(&path, l, marks);
 
         // SAFETY: path.nodes[0] is the live root.
         if unsafe { (*path.nodes[0]).count.load(Relaxed) } == 0 {
@@ -1020,20 +1048,24 @@ impl<T: Send + Sync + 'static> XArray<T> {
     /// index of the range is used, [`AllocError::OutOfMemory`] if a node could not be
     /// allocated. The tree is unchanged on error.
     pub fn alloc(&self, value: Arc<T>, range: RangeInclusive<u64>) -> Result<u64, AllocError> {
-        let (start, end) = range.into_inner();
-        if start > end {
-            return Err(AllocError::EmptyRange);
+        self.lock().alloc(value, range)
+    }
+
+    /// Takes the writer lock and returns it as a handle to write through (the
+    /// kernel's `xa_lock()` followed by `__xa_alloc()`, `__xa_erase()`, ...).
+    ///
+    /// For a caller whose own updates must be atomic with the tree's: one lock
+    /// covers both, instead of a caller mutex wrapping this tree's. Readers are
+    /// not affected; they never take it.
+    ///
+    /// Pin *before* taking the lock when you will [`XaLock::remove`]: pinning
+    /// may run expired deferred drops of values, and a `T::drop` that writes to
+    /// this tree would then wait for the lock its own thread holds.
+    pub fn lock(&self) -> XaLock<'_, T> {
+        XaLock {
+            xa: self,
+            _st: self.lock_state(),
         }
-        // No pin: an allocation retires nothing, and under the writer lock no
-        // node can be freed. (A writer's pins are not free for readers: each
-        // one may trigger a collection that reads their epoch slots.)
-        let mut value = Some(value);
-        let st = self.lock();
-        let id = self.find_free(start, end).ok_or(AllocError::Full)?;
-        let old = self.insert_locked(id, &mut value)?;
-        debug_assert!(old.is_null());
-        drop(st);
-        Ok(id)
     }
 
     /// Like [`XArray::alloc`], but searches from just after the index the previous
@@ -1053,7 +1085,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
         }
         // No pin, as in `alloc`.
         let mut value = Some(value);
-        let mut st = self.lock();
+        let mut st = self.lock_state();
         let next = st.next_cyclic;
         let from = if next < start || next > end {
             start
@@ -1082,10 +1114,13 @@ impl<T: Send + Sync + 'static> XArray<T> {
     }
 
     fn change_mark(&self, index: u64, mark: Mark, on: bool) -> bool {
-        let _st = self.lock();
-        let Some(path) = self.walk(index) else {
+        let mut st = self.lock_state();
+        // Set before the walk: a mark may only exist once the flag says so.
+        st.marks_used |= on;
+        let mut path = Path::new();
+        if !self.walk(index, &mut path) {
             return false;
-        };
+        }
         let last = path.len - 1;
         // SAFETY: writer lock held; path nodes are live.
         let leaf = unsafe { &*path.nodes[last] };
@@ -1096,7 +1131,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
         // Leaf first, then ancestors: a reader never finds a parent bit whose subtree
         // was never marked.
         leaf.set_mark_bit(mark.idx(), s, on);
-        Self::propagate(&path, last);
+        Self::propagate(&path, last, true);
         true
     }
 }
@@ -1239,6 +1274,84 @@ impl<'g, T> Iterator for IterMarked<'g, T> {
 }
 
 impl<T> FusedIterator for IterMarked<'_, T> {}
+
+/// The writer lock of an [`XArray`], held: see [`XArray::lock`]. Writes made
+/// through it are serialized with every other writer of the tree; lock-free
+/// readers see them exactly as they see the unlocked methods' writes.
+pub struct XaLock<'a, T: Send + Sync + 'static> {
+    xa: &'a XArray<T>,
+    _st: MutexGuard<'a, WriterState>,
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for XaLock<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XaLock")
+            .field("len", &self.xa.len())
+            .finish()
+    }
+}
+
+impl<'a, T: Send + Sync + 'static> XaLock<'a, T> {
+    /// Looks `index` up without an epoch guard. The reference lives as long as
+    /// this borrow of the lock: a value is unlinked only under the lock, and
+    /// freed only after it was unlinked.
+    pub fn load(&self, index: u64) -> Option<&T> {
+        let p = self.xa.lookup(index).cast::<T>();
+        // SAFETY: we hold the writer lock, so no node or value reachable now can
+        // be unlinked (hence retired, hence freed) until this borrow ends.
+        unsafe { p.as_ref() }
+    }
+
+    /// [`XArray::alloc`] under the held lock.
+    ///
+    /// # Errors
+    /// As [`XArray::alloc`].
+    pub fn alloc(&mut self, value: Arc<T>, range: RangeInclusive<u64>) -> Result<u64, AllocError> {
+        let (start, end) = range.into_inner();
+        if start > end {
+            return Err(AllocError::EmptyRange);
+        }
+        // No pin: an allocation retires nothing, and under the writer lock no
+        // node can be freed. (A writer's pins are not free for readers: each
+        // one may trigger a collection that reads their epoch slots.)
+        let mut value = Some(value);
+        let id = self.xa.find_free(start, end).ok_or(AllocError::Full)?;
+        let old = self.xa.insert_locked(id, &mut value)?;
+        debug_assert!(old.is_null());
+        Ok(id)
+    }
+
+    /// [`XArray::remove`] under the held lock: unlinks the entry at `index` and
+    /// drops the tree's count of it after a grace period of `guard`'s collector.
+    /// Returns whether there was one.
+    ///
+    /// # Panics
+    /// If `guard` is not pinned on crossbeam-epoch's default collector (an
+    /// unprotected guard would free at once, under readers' feet).
+    pub fn remove(&mut self, index: u64, guard: &Guard) -> bool {
+        assert!(
+            guard.collector().is_some(),
+            "unishrink_xarray: XaLock::remove needs a pinned guard"
+        );
+        check_guard(guard);
+        let Some(old) = self.xa.erase_locked(index, guard, self._st.marks_used) else {
+            return false;
+        };
+        // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
+        unsafe { XArray::defer_tree_drop(old, guard) };
+        true
+    }
+
+    /// Number of entries (exact: no writer can run meanwhile).
+    pub fn len(&self) -> usize {
+        self.xa.len()
+    }
+
+    /// `true` if the tree holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.xa.is_empty()
+    }
+}
 
 #[cfg(test)]
 mod tests;

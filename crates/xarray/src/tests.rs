@@ -263,6 +263,65 @@ fn marks_propagate_and_clear_on_erase() {
     check_invariants(&xa);
 }
 
+#[test]
+fn locked_handle_allocates_looks_up_and_removes() {
+    let xa = XArray::new();
+    // Unmarked erases first (the mark words are skipped), then marked ones.
+    for round in 0..2 {
+        let guard = pin();
+        let mut w = xa.lock();
+        let ids: Vec<u64> = (0..200u64)
+            .map(|i| w.alloc(Arc::new(i), 0..=u64::MAX).unwrap())
+            .collect();
+        assert_eq!(ids, (0..200).collect::<Vec<_>>());
+        assert_eq!(w.load(150).copied(), Some(150));
+        assert_eq!(w.load(200), None);
+        assert_eq!(w.len(), 200);
+        drop(w);
+        if round == 1 {
+            for i in (0..200).step_by(3) {
+                assert!(xa.set_mark(i, Mark::Mark1));
+            }
+        }
+        check_invariants(&xa);
+        let mut w = xa.lock();
+        for i in (0..200).filter(|i| i % 2 == 0) {
+            assert!(w.remove(i, &guard));
+            assert!(!w.remove(i, &guard));
+        }
+        drop(w);
+        check_invariants(&xa);
+        let marked: Vec<u64> = xa
+            .iter_marked(0, Mark::Mark1, &guard)
+            .map(|(i, _)| i)
+            .collect();
+        let want: Vec<u64> = if round == 1 {
+            (0..200).filter(|i| i % 3 == 0 && i % 2 == 1).collect()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(marked, want);
+        let mut w = xa.lock();
+        for i in (0..200).filter(|i| i % 2 == 1) {
+            assert!(w.remove(i, &guard));
+        }
+        assert!(w.is_empty());
+        drop(w);
+        check_invariants(&xa);
+        assert_eq!(xa.height(), 0);
+    }
+}
+
+#[test]
+#[should_panic(expected = "pinned guard")]
+fn locked_remove_refuses_an_unprotected_guard() {
+    let xa = XArray::new();
+    xa.store(3, Arc::new(3u8)).unwrap();
+    // SAFETY: the guard is only handed to `remove`, which must refuse it.
+    let g = unsafe { crossbeam_epoch::unprotected() };
+    xa.lock().remove(3, g);
+}
+
 struct Counted(Arc<AtomicUsize>);
 impl Drop for Counted {
     fn drop(&mut self) {
