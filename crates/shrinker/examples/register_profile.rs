@@ -1,64 +1,64 @@
 //! A tight alloc+register+free loop, for profilers.
 //!
 //! `register_profile [iters] [idle|reclaiming|elsewhere]` (env `OTHERS`: shrinkers
-//! registered besides the cycling one, default 100)
+//! registered besides the cycling one, default 100). As in `cargo xtask bench`:
+//! every shrinker is memcg-aware, the others have their bits set in a child
+//! memcg and in the root, and the walker walks both.
 use unishrink_shrinker::*;
+
+/// A registry with an online root, a child memcg and `n` registered shrinkers
+/// whose bits are set in both.
+fn populated(n: u32) -> (Registry, Memcg, Memcg, Vec<RegisteredShrinker>) {
+    let reg = Registry::new(MemcgConfig {
+        nr_nodes: 1,
+        ..MemcgConfig::default()
+    });
+    let root = reg.online_root().unwrap();
+    let child = reg.create_memcg(&root).unwrap();
+    let hs = (0..n)
+        .map(|i| {
+            let h = reg
+                .alloc(
+                    ShrinkerConfig::new(format!("o{i}")).flags(ShrinkerFlags::MEMCG_AWARE),
+                    from_fns(|_| Count::Objects(1), |_| Scan::Freed(0)),
+                )
+                .unwrap()
+                .register();
+            h.set_bit(&child, 0).unwrap();
+            h.set_bit(&root, 0).unwrap();
+            h
+        })
+        .collect();
+    (reg, root, child, hs)
+}
 
 fn main() {
     let iters: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let reg = Registry::new(MemcgConfig {
-        nr_nodes: 1,
-        ..MemcgConfig::default()
-    });
-    let root = reg.online_root().unwrap();
-    // Second argument `reclaiming`: another thread walks the root meanwhile;
-    // `elsewhere`: it walks the root of another registry (shares no data,
-    // only the process: the epoch collector and the allocator).
+    // Second argument `reclaiming`: another thread walks this registry meanwhile;
+    // `elsewhere`: it walks another registry (shares no data, only the process:
+    // the epoch collector and the allocator).
     let mode = std::env::args().nth(2).unwrap_or_default();
     let reclaiming = mode == "reclaiming" || mode == "elsewhere";
-    let other_reg = Registry::new(MemcgConfig {
-        nr_nodes: 1,
-        ..MemcgConfig::default()
-    });
-    let other_root = other_reg.online_root().unwrap();
-    let _other_shrinkers: Vec<_> = (0..100)
-        .map(|i| {
-            other_reg
-                .alloc(
-                    ShrinkerConfig::new(format!("x{i}")),
-                    from_fns(|_| Count::Objects(1), |_| Scan::Freed(0)),
-                )
-                .unwrap()
-                .register()
-        })
-        .collect();
-    let (walk_reg, walk_root) = if mode == "elsewhere" {
-        (&other_reg, &other_root)
-    } else {
-        (&reg, &root)
-    };
     let n_others: u32 = std::env::var("OTHERS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let others: Vec<_> = (0..n_others)
-        .map(|i| {
-            reg.alloc(
-                ShrinkerConfig::new(format!("o{i}")),
-                from_fns(|_| Count::Objects(1), |_| Scan::Freed(0)),
-            )
-            .unwrap()
-            .register()
-        })
-        .collect();
+    let (reg, root, child, others) = populated(n_others);
+    let (other_reg, other_root, other_child, other_hs) = populated(100);
+    let (walk_reg, walk_root, walk_child) = if mode == "elsewhere" {
+        (&other_reg, &other_root, &other_child)
+    } else {
+        (&reg, &root, &child)
+    };
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         if reclaiming {
             scope.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::black_box(walk_reg.shrink_slab(walk_child, 0, 12).unwrap());
                     std::hint::black_box(walk_reg.shrink_slab(walk_root, 0, 12).unwrap());
                 }
             });
@@ -67,7 +67,7 @@ fn main() {
         for _ in 0..iters {
             let s = reg
                 .alloc(
-                    ShrinkerConfig::new("cycle"),
+                    ShrinkerConfig::new("cycle").flags(ShrinkerFlags::MEMCG_AWARE),
                     from_fns(|_| Count::Objects(1), |_| Scan::Freed(0)),
                 )
                 .unwrap()
@@ -82,5 +82,5 @@ fn main() {
         );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    drop(others);
+    drop((others, other_hs));
 }

@@ -31,8 +31,18 @@
 //!    every thread's reclamation), and `put`s through a guard that also runs
 //!    on unwind.
 //! 4. [`RegisteredShrinker::free`] marks the shrinker dying, drops the initial
-//!    reference, **waits** until the count is zero, then erases the id from
-//!    the IDR; the memory is freed by the epoch collector after a grace period.
+//!    reference, **waits** until the count is zero, drops the callbacks, then
+//!    erases the id from the IDR and parks the shrinker's memory (a *shell*)
+//!    in the registry's shell cache, under the same lock.
+//! 5. A later [`Registry::alloc`] reuses the oldest parked shell once its
+//!    grace period is over — once the IDR's epoch-deferred drop of its own
+//!    reference has run, so no reader can still hold it — rewriting it in
+//!    place. The kernel keeps shrinkers in a slab cache for the same reason:
+//!    crossbeam-epoch runs deferred frees on whichever thread collects (under
+//!    reclaim, the walker), and freeing a registration's memory on another
+//!    thread left the registering thread's allocator cache empty on every
+//!    cycle, which halved the registration rate while reclaim ran. At most
+//!    512 shells are parked ([`Registry::parked_shells`]).
 //!
 //! # Invariants
 //!

@@ -50,6 +50,14 @@ impl ActiveRef {
         }
     }
 
+    /// Back to the state of [`ActiveRef::new`], for a shell being reused
+    /// (`&mut`: nobody else can see it).
+    pub fn reset(&mut self) {
+        self.count.store(0, Ordering::Relaxed);
+        let c = self.completion.get_mut().unwrap_or_else(|e| e.into_inner());
+        *c = Completion::default();
+    }
+
     /// Takes the initial reference (registration). Must be called once, while
     /// the count is zero and before anyone can `try_get`.
     pub fn init(&self) {

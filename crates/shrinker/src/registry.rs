@@ -270,6 +270,47 @@ pub(crate) struct ShrinkerInner {
 unsafe impl Sync for ShrinkerInner {}
 
 impl ShrinkerInner {
+    fn new(config: ShrinkerConfig, flags: ShrinkerFlags, shrink: Box<dyn Shrink>) -> Self {
+        ShrinkerInner {
+            id: AtomicU32::new(u32::MAX),
+            name: config.name,
+            flags,
+            params: ScanParams {
+                seeks: config.seeks,
+                batch: config.batch,
+            },
+            state: AtomicU8::new(ALLOCATED),
+            active: ActiveRef::new(),
+            free_on_last_put: AtomicBool::new(false),
+            stats: ShrinkerStats::default(),
+            shrink: UnsafeCell::new(ManuallyDrop::new(shrink)),
+            shrink_dropped: AtomicBool::new(false),
+        }
+    }
+
+    /// Turns a retired shell (from [`ShellCache`]) into a fresh allocated
+    /// shrinker, keeping its allocation and its name's buffer.
+    fn reinit(&mut self, config: ShrinkerConfig, flags: ShrinkerFlags, shrink: Box<dyn Shrink>) {
+        debug_assert!(self.shrink_dropped.load(Ordering::Relaxed));
+        // `&mut self`: relaxed stores suffice (publication is the IDR's job).
+        self.id.store(u32::MAX, Ordering::Relaxed);
+        self.name.clear();
+        self.name.push_str(&config.name);
+        self.flags = flags;
+        self.params = ScanParams {
+            seeks: config.seeks,
+            batch: config.batch,
+        };
+        self.state.store(ALLOCATED, Ordering::Relaxed);
+        self.active.reset();
+        self.free_on_last_put.store(false, Ordering::Relaxed);
+        self.stats.reset();
+        // The previous callbacks were dropped (checked above), so overwriting
+        // the `ManuallyDrop` leaks nothing.
+        *self.shrink.get_mut() = ManuallyDrop::new(shrink);
+        self.shrink_dropped.store(false, Ordering::Relaxed);
+    }
+
     /// The callbacks. Callers hold an active reference (or the shrinker was
     /// never registered and the caller owns its only handle).
     fn shrink(&self) -> &dyn Shrink {
@@ -368,7 +409,11 @@ impl Drop for CallbackScope {
 /// registration writes — the IDR's writer mutex and count. Sharing one
 /// made each register/free cycle and each visit of a concurrent walk miss
 /// on it (the "registration while reclaiming" figure of the bench).
-#[repr(C)]
+///
+/// Aligned to 128 bytes so that the `Arc`'s reference counts, which every
+/// handle's registry clone and drop writes, sit on lines of their own, not
+/// on the one with the fields every walk reads.
+#[repr(C, align(128))]
 struct Shared {
     /// Whether walks update the per-shrinker counters.
     stats: bool,
@@ -380,7 +425,88 @@ struct Shared {
     /// Its writer lock ([`XArray::lock`]) is the registry's: it serializes
     /// alloc, unpublish and root onlining, and no reclaim walk takes it, so
     /// registration never waits for reclaim.
-    idr: XArray<ShrinkerInner>,
+    idr: XArray<ShrinkerInner, ShellCache>,
+}
+
+/// Retired shrinkers whose memory the next `alloc`s reuse.
+///
+/// Why: a freed shrinker's memory can only go back after a grace period, and
+/// crossbeam-epoch runs that deferred free on whichever thread collects —
+/// under reclaim, the walker. The registering thread then mallocs from an
+/// allocator whose per-thread cache never gets its chunks back, and each
+/// free was a cross-thread free: in the bench that cost half the
+/// registration rate. Here the free path parks the handle's `Arc`; the IDR's
+/// deferred drop of its own `Arc` is then just a decrement, and once it has
+/// run (strong count 1: the grace period is over and no reader can hold the
+/// shell) `alloc` rewrites the shell in place, name buffer included. The
+/// kernel keeps `struct shrinker` in a slab cache for the same reason.
+///
+/// Guarded by the IDR's writer lock (the `XArray`'s state), so it costs no
+/// lock of its own. FIFO: the oldest shell is the likeliest to be ready.
+/// At most [`ShellCache::CAP`] shells; beyond that the oldest is dropped
+/// (freed by whoever drops the last `Arc`, as without the cache).
+#[derive(Default)]
+struct ShellCache {
+    shells: std::collections::VecDeque<Arc<ShrinkerInner>>,
+}
+
+impl ShellCache {
+    /// Enough to cover a grace period even when the registering thread is
+    /// the only one pinning: its deferred drops wait for a bag of 64 to fill
+    /// and then for two epoch advances, which it attempts every 128 pins —
+    /// about 300 cycles. Measured with `examples/register_profile`: a cap of
+    /// 128 found no ready shell when idle, 512 nearly always did. A shell is
+    /// ~120 bytes plus its name, so at most ~75 KiB stay parked.
+    const CAP: usize = 512;
+
+    /// Parks a shell; returns one to drop (outside the lock) if over capacity.
+    fn park(&mut self, s: Arc<ShrinkerInner>) -> Option<Arc<ShrinkerInner>> {
+        self.shells.push_back(s);
+        if self.shells.len() > Self::CAP {
+            self.shells.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// The oldest shell if its grace period is over: nobody else holds it.
+    fn take_ready(&mut self) -> Option<Arc<ShrinkerInner>> {
+        // A relaxed peek first: `Arc::get_mut` (in `alloc`) costs a locked
+        // compare-exchange, and most calls find the oldest shell still busy
+        // only when the registry churns faster than grace periods pass.
+        if Arc::strong_count(self.shells.front()?) == 1 {
+            self.shells.pop_front()
+        } else {
+            None
+        }
+    }
+}
+
+/// Retires a dead shrinker when dropped: after its callbacks are dropped, or
+/// if dropping them panics (the shrinker is unpublished all the same).
+struct Retire<'r> {
+    registry: &'r Registry,
+    inner: Option<Arc<ShrinkerInner>>,
+}
+
+impl<'r> Retire<'r> {
+    fn new(registry: &'r Registry, inner: Arc<ShrinkerInner>) -> Self {
+        Self {
+            registry,
+            inner: Some(inner),
+        }
+    }
+    fn inner(&self) -> &ShrinkerInner {
+        self.inner.as_deref().expect("present until dropped")
+    }
+}
+
+impl Drop for Retire<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.inner.take() {
+            self.registry.retire(s);
+        }
+    }
 }
 
 /// The shrinker registry: one IDR of shrinkers over one memcg tree, and the
@@ -459,7 +585,7 @@ impl Registry {
         Self {
             shared: Arc::new(Shared {
                 tree: MemcgTree::new(config),
-                idr: XArray::new(),
+                idr: XArray::with_state(ShellCache::default()),
                 max_id: options.max_shrinker_id,
                 stats: options.stats,
                 #[cfg(feature = "fault-injection")]
@@ -544,24 +670,19 @@ impl Registry {
             // As in the kernel: without memcgs a memcg-aware shrinker is global.
             flags = flags.without(ShrinkerFlags::MEMCG_AWARE);
         }
-        let inner = Arc::new(ShrinkerInner {
-            id: AtomicU32::new(u32::MAX),
-            name: config.name,
-            flags,
-            params: ScanParams {
-                seeks: config.seeks,
-                batch: config.batch,
-            },
-            state: AtomicU8::new(ALLOCATED),
-            active: ActiveRef::new(),
-            free_on_last_put: AtomicBool::new(false),
-            stats: ShrinkerStats::default(),
-            shrink: UnsafeCell::new(ManuallyDrop::new(Box::new(shrink))),
-            shrink_dropped: AtomicBool::new(false),
-        });
+        let shrink: Box<dyn Shrink> = Box::new(shrink);
         // The IDR's own lock is the registry's writer lock: one lock, not a
-        // registry mutex wrapped around the tree's.
+        // registry mutex wrapped around the tree's. It also guards the cache
+        // of retired shrinkers whose memory is reused here.
         let mut idr = self.shared.idr.lock();
+        let inner = match idr.state().take_ready() {
+            Some(mut shell) => {
+                let s = Arc::get_mut(&mut shell).expect("take_ready returns unshared shells");
+                s.reinit(config, flags, shrink);
+                shell
+            }
+            None => Arc::new(ShrinkerInner::new(config, flags, shrink)),
+        };
         #[cfg(feature = "fault-injection")]
         self.shared.faults.idr_alloc()?;
         let id = idr
@@ -894,6 +1015,30 @@ impl Registry {
         }
     }
 
+    /// Unpublishes `s`, whose callbacks are gone, and parks its memory in
+    /// the shell cache, all under one lock. See [`ShellCache`].
+    fn retire(&self, s: Arc<ShrinkerInner>) {
+        let id = u64::from(s.id().0);
+        let guard = pin(); // before the lock, see `XArray::lock`
+        let mut idr = self.shared.idr.lock();
+        let evicted = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
+            idr.remove(id, &guard);
+            idr.state().park(s)
+        } else {
+            Some(s)
+        };
+        drop(idr);
+        drop(evicted); // frees outside the lock
+    }
+
+    /// Number of freed shrinkers whose memory is parked for reuse by later
+    /// allocations (at most 512; see the registry's shell cache in the
+    /// crate docs). They count toward this registry's memory, not toward
+    /// [`Registry::len`].
+    pub fn parked_shells(&self) -> usize {
+        self.shared.idr.lock().state().shells.len()
+    }
+
     /// Number of shrinkers allocated or registered.
     pub fn len(&self) -> usize {
         self.shared.idr.len()
@@ -1154,10 +1299,10 @@ impl Drop for AllocatedShrinker {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             inner.state.store(DYING, Ordering::Release);
-            self.registry.unpublish(&inner);
+            let retire = Retire::new(&self.registry, inner);
             // SAFETY: never registered, so the count is zero and no walk ever
             // held a reference; this was the only handle.
-            unsafe { inner.drop_shrink() };
+            unsafe { retire.inner().drop_shrink() };
         }
     }
 }
@@ -1183,8 +1328,8 @@ impl RegisteredShrinker {
 
     /// Unregisters and frees: drops the initial reference, waits until no
     /// callback of this shrinker runs (callbacks of *other* shrinkers never
-    /// delay it), unpublishes the id, and leaves the memory to be freed after
-    /// a grace period. After it returns, no callback of this shrinker runs or
+    /// delay it), drops the callbacks, unpublishes the id, and parks the
+    /// memory for a later `alloc` to reuse once a grace period has passed. After it returns, no callback of this shrinker runs or
     /// starts. Called from inside one of its own callbacks it refuses with
     /// [`FreeError::SelfFree`] instead of deadlocking.
     pub fn free(mut self) -> Result<(), FreeError> {
@@ -1201,9 +1346,9 @@ impl RegisteredShrinker {
         };
         inner.state.store(DYING, Ordering::Release);
         inner.active.release_initial();
-        self.registry.unpublish(&inner);
+        let retire = Retire::new(&self.registry, inner);
         // SAFETY: the count is zero (terminal) and this was the handle.
-        unsafe { inner.drop_shrink() };
+        unsafe { retire.inner().drop_shrink() };
     }
 }
 

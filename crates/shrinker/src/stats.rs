@@ -38,6 +38,11 @@ fn shard_index() -> usize {
 }
 
 impl ShrinkerStats {
+    /// Back to all zeros (a reused shell): the shards go, if any.
+    pub(crate) fn reset(&mut self) {
+        self.shards.take();
+    }
+
     fn shard(&self) -> &Shard {
         &self
             .shards

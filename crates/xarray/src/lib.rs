@@ -306,6 +306,9 @@ impl Node {
 
     /// Writer-side update of one bit of a writer-only word.
     #[inline]
+    /// Skips the store when nothing changes: the word shares the metadata line
+    /// with `shift`, which lookups read from the root, so a needless store on
+    /// the root costs every concurrent reader a miss.
     fn set_free(&self, slot: usize, on: bool) {
         let old = self.free.load(Relaxed);
         let new = if on {
@@ -313,7 +316,9 @@ impl Node {
         } else {
             old & !(1 << slot)
         };
-        self.free.store(new, Relaxed);
+        if new != old {
+            self.free.store(new, Relaxed);
+        }
     }
 
     /// Writer-side update of one mark bit. Relaxed is enough: marks carry no data
@@ -396,24 +401,29 @@ impl Drop for Prealloc {
     }
 }
 
-struct WriterState {
+struct WriterState<W> {
     /// Where the next `alloc_cyclic` starts looking.
     next_cyclic: u64,
     /// Whether a mark was ever set. Until then every mark word is zero and
     /// erases skip the mark bookkeeping (an IDR that never marks pays nothing).
     marks_used: bool,
+    /// The user's state guarded by this lock (see [`XaLock::state`]).
+    user: W,
 }
 
 /// An RCU radix tree mapping `u64` indexes to `Arc<T>`, with lock-free readers,
 /// mutex-serialized writers, lowest-free-index allocation and three marks.
 ///
+/// `W` is optional state of the user's that the writer lock guards too (see
+/// [`XArray::with_state`] and [`XaLock::state`]); `()` by default.
+///
 /// See the [crate documentation](crate) for the protocol.
-pub struct XArray<T: Send + Sync + 'static> {
+pub struct XArray<T: Send + Sync + 'static, W: Send = ()> {
     /// Top node, or null when empty. Published with `Release`, read with `Acquire`.
     /// On its own cache line: every lookup reads it, and it must not share a line
     /// with the mutex and `len` that each writer operation dirties.
     root: CachePadded<AtomicPtr<Node>>,
-    writer: CachePadded<Mutex<WriterState>>,
+    writer: CachePadded<Mutex<WriterState<W>>>,
     /// Number of entries; written under the writer mutex, read advisory (Relaxed).
     len: StdAtomicUsize,
     /// Countdown to an injected node-allocation failure (0 = off).
@@ -423,13 +433,13 @@ pub struct XArray<T: Send + Sync + 'static> {
     _values: PhantomData<Arc<T>>,
 }
 
-impl<T: Send + Sync + 'static> Default for XArray<T> {
+impl<T: Send + Sync + 'static, W: Send + Default> Default for XArray<T, W> {
     fn default() -> Self {
-        Self::new()
+        Self::with_state(W::default())
     }
 }
 
-impl<T: Send + Sync + 'static> fmt::Debug for XArray<T> {
+impl<T: Send + Sync + 'static, W: Send> fmt::Debug for XArray<T, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XArray")
             .field("len", &self.len())
@@ -452,11 +462,21 @@ fn check_guard(guard: &Guard) {
 impl<T: Send + Sync + 'static> XArray<T> {
     /// Creates an empty tree (height 0). Does not allocate.
     pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
+    /// Creates an empty tree whose writer lock also guards `state`, which
+    /// writers reach through [`XaLock::state`]: bookkeeping of the caller's
+    /// that must change atomically with the tree, at no extra lock.
+    pub fn with_state(state: W) -> Self {
         XArray {
             root: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             writer: CachePadded::new(Mutex::new(WriterState {
                 next_cyclic: 0,
                 marks_used: false,
+                user: state,
             })),
             len: StdAtomicUsize::new(0),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -473,7 +493,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
         self.fail_countdown.store(n, Relaxed);
     }
 
-    fn lock_state(&self) -> MutexGuard<'_, WriterState> {
+    fn lock_state(&self) -> MutexGuard<'_, WriterState<W>> {
         // Writers never panic while holding the lock (no user code runs under it:
         // values are dropped by deferred functions or by the caller), so a poisoned
         // lock still guards a consistent tree.
@@ -1061,10 +1081,10 @@ impl<T: Send + Sync + 'static> XArray<T> {
     /// Pin *before* taking the lock when you will [`XaLock::remove`]: pinning
     /// may run expired deferred drops of values, and a `T::drop` that writes to
     /// this tree would then wait for the lock its own thread holds.
-    pub fn lock(&self) -> XaLock<'_, T> {
+    pub fn lock(&self) -> XaLock<'_, T, W> {
         XaLock {
             xa: self,
-            _st: self.lock_state(),
+            st: self.lock_state(),
         }
     }
 
@@ -1136,7 +1156,7 @@ impl<T: Send + Sync + 'static> XArray<T> {
     }
 }
 
-impl<T: Send + Sync + 'static> Drop for XArray<T> {
+impl<T: Send + Sync + 'static, W: Send> Drop for XArray<T, W> {
     fn drop(&mut self) {
         let root = self.root.load(Relaxed);
         if root.is_null() {
@@ -1278,12 +1298,12 @@ impl<T> FusedIterator for IterMarked<'_, T> {}
 /// The writer lock of an [`XArray`], held: see [`XArray::lock`]. Writes made
 /// through it are serialized with every other writer of the tree; lock-free
 /// readers see them exactly as they see the unlocked methods' writes.
-pub struct XaLock<'a, T: Send + Sync + 'static> {
-    xa: &'a XArray<T>,
-    _st: MutexGuard<'a, WriterState>,
+pub struct XaLock<'a, T: Send + Sync + 'static, W: Send = ()> {
+    xa: &'a XArray<T, W>,
+    st: MutexGuard<'a, WriterState<W>>,
 }
 
-impl<T: Send + Sync + 'static> fmt::Debug for XaLock<'_, T> {
+impl<T: Send + Sync + 'static, W: Send> fmt::Debug for XaLock<'_, T, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XaLock")
             .field("len", &self.xa.len())
@@ -1291,7 +1311,12 @@ impl<T: Send + Sync + 'static> fmt::Debug for XaLock<'_, T> {
     }
 }
 
-impl<'a, T: Send + Sync + 'static> XaLock<'a, T> {
+impl<'a, T: Send + Sync + 'static, W: Send> XaLock<'a, T, W> {
+    /// The caller's state that this lock guards (see [`XArray::with_state`]).
+    pub fn state(&mut self) -> &mut W {
+        &mut self.st.user
+    }
+
     /// Looks `index` up without an epoch guard. The reference lives as long as
     /// this borrow of the lock: a value is unlinked only under the lock, and
     /// freed only after it was unlinked.
@@ -1334,11 +1359,11 @@ impl<'a, T: Send + Sync + 'static> XaLock<'a, T> {
             "unishrink_xarray: XaLock::remove needs a pinned guard"
         );
         check_guard(guard);
-        let Some(old) = self.xa.erase_locked(index, guard, self._st.marks_used) else {
+        let Some(old) = self.xa.erase_locked(index, guard, self.st.marks_used) else {
             return false;
         };
         // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
-        unsafe { XArray::defer_tree_drop(old, guard) };
+        unsafe { XArray::<T, W>::defer_tree_drop(old, guard) };
         true
     }
 
