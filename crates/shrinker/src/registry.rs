@@ -425,7 +425,31 @@ struct Shared {
     /// Its writer lock ([`XArray::lock`]) is the registry's: it serializes
     /// alloc, unpublish and root onlining, and no reclaim walk takes it, so
     /// registration never waits for reclaim.
-    idr: XArray<ShrinkerInner, ShellCache>,
+    idr: XArray<ShrinkerInner, IdrState>,
+}
+
+/// What the IDR's writer lock guards besides the tree.
+#[derive(Default)]
+struct IdrState {
+    shells: ShellCache,
+    /// A counted [`Registry`] held while the IDR is not empty, i.e. while any
+    /// shrinker handle exists. Handles then need no count of their own: they
+    /// hold an uncounted view (see [`Registry::uncounted`]), which saves two
+    /// locked operations per alloc/free cycle. It is a reference cycle by
+    /// design, broken when the last shrinker leaves the IDR.
+    keepalive: Option<Registry>,
+}
+
+impl IdrState {
+    /// After a removal: the keepalive to drop (outside the lock, and as the
+    /// very last thing, since it may free the registry) if the IDR is empty.
+    fn release_if_empty(&mut self, empty: bool) -> Option<Registry> {
+        if empty {
+            self.keepalive.take()
+        } else {
+            None
+        }
+    }
 }
 
 /// Retired shrinkers whose memory the next `alloc`s reuse.
@@ -447,7 +471,7 @@ struct Shared {
 /// (freed by whoever drops the last `Arc`, as without the cache).
 #[derive(Default)]
 struct ShellCache {
-    shells: std::collections::VecDeque<Arc<ShrinkerInner>>,
+    queue: std::collections::VecDeque<Arc<ShrinkerInner>>,
 }
 
 impl ShellCache {
@@ -461,24 +485,45 @@ impl ShellCache {
 
     /// Parks a shell; returns one to drop (outside the lock) if over capacity.
     fn park(&mut self, s: Arc<ShrinkerInner>) -> Option<Arc<ShrinkerInner>> {
-        self.shells.push_back(s);
-        if self.shells.len() > Self::CAP {
-            self.shells.pop_front()
+        self.queue.push_back(s);
+        if self.queue.len() > Self::CAP {
+            self.queue.pop_front()
         } else {
             None
         }
     }
 
-    /// The oldest shell if its grace period is over: nobody else holds it.
-    fn take_ready(&mut self) -> Option<Arc<ShrinkerInner>> {
-        // A relaxed peek first: `Arc::get_mut` (in `alloc`) costs a locked
-        // compare-exchange, and most calls find the oldest shell still busy
-        // only when the registry churns faster than grace periods pass.
-        if Arc::strong_count(self.shells.front()?) == 1 {
-            self.shells.pop_front()
-        } else {
-            None
+    /// The oldest shell if its grace period is over, as `&mut`: nobody else
+    /// holds it. (`Arc::get_mut` would say the same with a locked
+    /// compare-exchange on the weak count, which this type never uses.)
+    fn take_ready(&mut self) -> Option<ReadyShell> {
+        if Arc::strong_count(self.queue.front()?) != 1 {
+            return None;
         }
+        // Pairs with the Release decrement of the IDR's deferred drop: what
+        // readers did with the shell happens-before our writes to it.
+        std::sync::atomic::fence(Ordering::Acquire);
+        self.queue.pop_front().map(ReadyShell)
+    }
+}
+
+/// A parked shell nobody else can reach: its only strong count is ours, no
+/// `Weak` to a `ShrinkerInner` is ever made, and it is in no IDR.
+struct ReadyShell(Arc<ShrinkerInner>);
+
+impl ReadyShell {
+    fn reinit(
+        self,
+        config: ShrinkerConfig,
+        flags: ShrinkerFlags,
+        shrink: Box<dyn Shrink>,
+    ) -> Arc<ShrinkerInner> {
+        // SAFETY: unique (see the type's doc; `take_ready` checked the count
+        // and fenced), so a `&mut` to the contents is exclusive. The pointer
+        // comes from the Arc's own allocation, as `Arc::get_mut`'s does.
+        let inner = unsafe { &mut *Arc::as_ptr(&self.0).cast_mut() };
+        inner.reinit(config, flags, shrink);
+        self.0
     }
 }
 
@@ -585,7 +630,7 @@ impl Registry {
         Self {
             shared: Arc::new(Shared {
                 tree: MemcgTree::new(config),
-                idr: XArray::with_state(ShellCache::default()),
+                idr: XArray::with_state(IdrState::default()),
                 max_id: options.max_shrinker_id,
                 stats: options.stats,
                 #[cfg(feature = "fault-injection")]
@@ -675,12 +720,8 @@ impl Registry {
         // registry mutex wrapped around the tree's. It also guards the cache
         // of retired shrinkers whose memory is reused here.
         let mut idr = self.shared.idr.lock();
-        let inner = match idr.state().take_ready() {
-            Some(mut shell) => {
-                let s = Arc::get_mut(&mut shell).expect("take_ready returns unshared shells");
-                s.reinit(config, flags, shrink);
-                shell
-            }
+        let inner = match idr.state().shells.take_ready() {
+            Some(shell) => shell.reinit(config, flags, shrink),
             None => Arc::new(ShrinkerInner::new(config, flags, shrink)),
         };
         #[cfg(feature = "fault-injection")]
@@ -719,12 +760,21 @@ impl Registry {
             // taken by a shrinker that walks skip (it is only allocated).
             drop(idr);
             let guard = pin();
-            self.shared.idr.lock().remove(id, &guard);
+            let mut idr = self.shared.idr.lock();
+            idr.remove(id, &guard);
+            // Ours was the only entry, so no keepalive was taken for it (that
+            // happens below, on success); this finds none to release.
+            debug_assert!(!idr.is_empty() || idr.state().keepalive.is_none());
             return Err(e);
         }
+        let st = idr.state();
+        if st.keepalive.is_none() {
+            st.keepalive = Some(self.clone());
+        }
+        drop(idr);
         Ok(AllocatedShrinker {
             inner: Some(inner),
-            registry: self.clone(),
+            registry: self.uncounted(),
         })
     }
 
@@ -1004,31 +1054,62 @@ impl Registry {
 
     /// Removes `s` from the IDR. Its memory is freed after a grace period
     /// (readers may still hold the pointer they loaded).
+    ///
+    /// May free the registry (see [`IdrState::keepalive`]): callers must not
+    /// touch `self` afterwards unless they hold a counted `Registry`.
     fn unpublish(&self, s: &ShrinkerInner) {
         let id = u64::from(s.id().0);
         // One pin, taken before the lock (see `XArray::lock`): the lookup
         // under the lock needs none, only the deferred drop does.
         let guard = pin();
         let mut idr = self.shared.idr.lock();
+        let mut last = None;
         if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, s)) {
             idr.remove(id, &guard);
+            let empty = idr.is_empty();
+            last = idr.state().release_if_empty(empty);
         }
+        drop(idr);
+        drop(guard);
+        drop(last);
     }
 
     /// Unpublishes `s`, whose callbacks are gone, and parks its memory in
     /// the shell cache, all under one lock. See [`ShellCache`].
+    ///
+    /// May free the registry, as `unpublish`.
     fn retire(&self, s: Arc<ShrinkerInner>) {
         let id = u64::from(s.id().0);
         let guard = pin(); // before the lock, see `XArray::lock`
         let mut idr = self.shared.idr.lock();
-        let evicted = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
+        let (evicted, last) = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
             idr.remove(id, &guard);
-            idr.state().park(s)
+            let empty = idr.is_empty();
+            let st = idr.state();
+            (st.shells.park(s), st.release_if_empty(empty))
         } else {
-            Some(s)
+            (Some(s), None)
         };
         drop(idr);
+        drop(guard);
         drop(evicted); // frees outside the lock
+        drop(last); // the very last touch of the registry
+    }
+
+    /// A `Registry` value that holds no count of its own, for handles: valid
+    /// while their shrinker is in the IDR, because the IDR then holds the
+    /// keepalive. Never dropped (`ManuallyDrop`), so it never gives back a
+    /// count it did not take; cloning it takes a real one.
+    fn uncounted(&self) -> ManuallyDrop<Registry> {
+        // SAFETY: `Arc::from_raw` on the pointer of a live `Arc<Shared>`
+        // makes a second owner without a count; `ManuallyDrop` keeps it from
+        // ever decrementing. Handles use it only while their shrinker is
+        // published (`IdrState::keepalive`), and drop the registry's last
+        // count, if it is the keepalive, only as their very last action
+        // (`retire`, `unpublish`).
+        ManuallyDrop::new(Registry {
+            shared: unsafe { Arc::from_raw(Arc::as_ptr(&self.shared)) },
+        })
     }
 
     /// Number of freed shrinkers whose memory is parked for reuse by later
@@ -1036,7 +1117,7 @@ impl Registry {
     /// crate docs). They count toward this registry's memory, not toward
     /// [`Registry::len`].
     pub fn parked_shells(&self) -> usize {
-        self.shared.idr.lock().state().shells.len()
+        self.shared.idr.lock().state().shells.queue.len()
     }
 
     /// Number of shrinkers allocated or registered.
@@ -1269,7 +1350,8 @@ handle_accessors!(RegisteredShrinker);
 /// [`AllocatedShrinker::register`]; dropping it releases the id.
 pub struct AllocatedShrinker {
     inner: Option<Arc<ShrinkerInner>>,
-    registry: Registry,
+    /// Uncounted (see `Registry::uncounted`): valid while the shrinker is published.
+    registry: ManuallyDrop<Registry>,
 }
 
 impl AllocatedShrinker {
@@ -1312,7 +1394,8 @@ impl Drop for AllocatedShrinker {
 /// written because `free` consumes the handle.
 pub struct RegisteredShrinker {
     inner: Option<Arc<ShrinkerInner>>,
-    registry: Registry,
+    /// Uncounted (see `Registry::uncounted`): valid while the shrinker is published.
+    registry: ManuallyDrop<Registry>,
 }
 
 impl RegisteredShrinker {
