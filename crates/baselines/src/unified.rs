@@ -32,14 +32,22 @@ pub struct Unified {
 struct Adapter(Arc<dyn Callbacks>);
 
 fn ctl(sc: &us::ShrinkControl<'_>) -> ShrinkCtl {
-    // Field by field (`black_box` stops the compiler from merging the loads):
-    // one 16-byte load across `nid` and the `nr_to_scan` that do_shrink_slab
-    // has just stored cannot be forwarded from the store buffer, a stall of
-    // ~10 ns per callback that is this adapter's, not the design's.
+    // Field by field (volatile reads are never merged): one 16-byte load
+    // across `nid` and the `nr_to_scan` that do_shrink_slab has just stored
+    // cannot be forwarded from the store buffer, a stall of ~10 ns per
+    // callback that is this adapter's, not the design's. (`black_box` did the
+    // same, but through a store and a reload of each value.)
+    // SAFETY: plain reads of two initialized fields of a live reference.
+    let (nid, nr_to_scan) = unsafe {
+        (
+            std::ptr::read_volatile(&sc.nid),
+            std::ptr::read_volatile(&sc.nr_to_scan),
+        )
+    };
     ShrinkCtl {
         memcg: sc.memcg.id().0 as usize,
-        nid: std::hint::black_box(sc.nid),
-        nr_to_scan: std::hint::black_box(sc.nr_to_scan),
+        nid,
+        nr_to_scan,
         nr_scanned: sc.nr_scanned,
     }
 }

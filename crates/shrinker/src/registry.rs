@@ -12,8 +12,8 @@ use unishrink_xarray::{pin, AllocError, Guard, XArray};
 
 use crate::refcount::ActiveRef;
 use crate::scan::{
-    panic_message, scan_pass, DeferredCounter, Pass, ScanParams, ScanTrace, Shrink, ShrinkControl,
-    DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
+    panic_message, scan_pass, DeferredCounter, Pass, Quiet, Recorded, ScanParams, ScanTrace,
+    Shrink, ShrinkControl, DEFAULT_SEEKS, DEF_PRIORITY, SHRINK_BATCH,
 };
 use crate::stats::{ShrinkerStats, StatsSnapshot};
 use crate::sync::{fence, AtomicU8};
@@ -847,8 +847,10 @@ impl Registry {
         // (`repin_after`), as the kernel drops rcu_read_lock around
         // do_shrink_slab. Cheaper than pinning per id.
         let mut guard = pin();
+        let (mut visited, mut freed) = (0usize, 0u64);
         while let Some(id) = bits.next() {
-            let Some(s) = self.shared.idr.load(id as u64, &guard) else {
+            // SAFETY: `guard` comes from `pin()`, the default collector.
+            let Some(s) = (unsafe { self.shared.idr.load_unchecked(id as u64, &guard) }) else {
                 self.clear_and_recheck(info, memcg, nid, id, &guard);
                 continue;
             };
@@ -879,7 +881,9 @@ impl Registry {
             }
             let ptr: *const ShrinkerInner = s;
             let deferred = bits.deferred_slot(id);
-            guard.repin_after(|| {
+            // The closure returns what it freed rather than updating `report`
+            // through a reference: the running totals then stay in registers.
+            freed = freed.saturating_add(guard.repin_after(|| {
                 // SAFETY: try_get succeeded, so the active count is > 0 until
                 // `visit` puts it back. A shrinker is erased from the IDR (and its
                 // memory handed to the epoch collector) only after its count
@@ -892,23 +896,25 @@ impl Registry {
                     reg: self,
                     s: unsafe { &*ptr },
                 };
-                report.visited += 1;
                 let target = Target {
                     memcg,
                     nid,
                     priority,
                     tracing,
                 };
-                let freed = self.shrink_one(visit.s, info, &deferred, target, &mut report);
-                report.freed = report.freed.saturating_add(freed);
-            });
+                self.shrink_one(visit.s, info, &deferred, target, &mut report)
+            }));
+            visited += 1;
         }
         drop(guard);
+        report.visited = visited;
+        report.freed = freed;
         Ok(report)
     }
 
     /// Runs `do_shrink_slab` for one referenced shrinker, with the
     /// SHRINK_EMPTY protocol for non-sticky bits.
+    #[inline(always)]
     fn shrink_one(
         &self,
         s: &ShrinkerInner,
@@ -942,6 +948,7 @@ impl Registry {
     }
 
     /// One `do_shrink_slab`; `None` means SHRINK_EMPTY.
+    #[inline(always)]
     fn run(
         &self,
         s: &ShrinkerInner,
@@ -961,22 +968,36 @@ impl Registry {
             nr_to_scan: 0,
             nr_scanned: 0,
         };
+        if !tracing && !self.shared.stats {
+            // Nobody watches: no figures to keep (see `Recorder`).
+            let _scope = CallbackScope::enter(s);
+            return match scan_pass(
+                s.shrink(),
+                s.params,
+                &mut sc,
+                priority,
+                deferred,
+                &mut Quiet,
+            ) {
+                Pass::Empty => None,
+                Pass::Done(freed) => Some(freed),
+                Pass::Panicked(freed, payload) => {
+                    self.report_panic(s, &*payload, report);
+                    Some(freed)
+                }
+            };
+        }
         let mut trace = ScanTrace::default();
         let pass = {
             let _scope = CallbackScope::enter(s);
+            let mut rec = Recorded {
+                trace: &mut trace,
+                tracing,
+            };
             // Names the shrinker on the start event emitted inside
             // the pass (which does not know it).
-            let mut pass = || {
-                scan_pass(
-                    s.shrink(),
-                    s.params,
-                    &mut sc,
-                    priority,
-                    deferred,
-                    tracing,
-                    &mut trace,
-                )
-            };
+            let mut pass =
+                || scan_pass(s.shrink(), s.params, &mut sc, priority, deferred, &mut rec);
             // A branch, not an `Option<EnteredSpan>`: the untraced visit then
             // carries no span to drop.
             if tracing {
@@ -1002,15 +1023,8 @@ impl Registry {
                 }
                 return None;
             }
-            Pass::Done => {}
-            Pass::Panicked(payload) => {
-                report.panics.push(CallbackPanic {
-                    id: s.id(),
-                    name: s.name.clone(),
-                    message: panic_message(&*payload),
-                });
-                s.stats.record_panic();
-            }
+            Pass::Done(_) => {}
+            Pass::Panicked(_, payload) => self.report_panic(s, &*payload, report),
         }
         if self.shared.stats {
             s.stats.record(&trace);
@@ -1019,6 +1033,21 @@ impl Registry {
             crate::trace::scanned(s.id(), &s.name, memcg, nid, priority, &trace);
         }
         Some(trace.freed)
+    }
+
+    #[cold]
+    fn report_panic(
+        &self,
+        s: &ShrinkerInner,
+        payload: &(dyn std::any::Any + Send),
+        report: &mut ShrinkReport,
+    ) {
+        report.panics.push(CallbackPanic {
+            id: s.id(),
+            name: s.name.clone(),
+            message: panic_message(payload),
+        });
+        s.stats.record_panic();
     }
 
     /// A bit whose shrinker is gone (or not ours): clear it, then look again

@@ -215,43 +215,109 @@ pub fn do_shrink_slab(
     deferred: &dyn DeferredCounter,
 ) -> ScanOutcome {
     let mut trace = ScanTrace::default();
-    let tracing = crate::trace::enabled();
-    match scan_pass(shrink, params, sc, priority, deferred, tracing, &mut trace) {
+    let mut rec = Recorded {
+        trace: &mut trace,
+        tracing: crate::trace::enabled(),
+    };
+    match scan_pass(shrink, params, sc, priority, deferred, &mut rec) {
         Pass::Empty => ScanOutcome::Empty,
-        Pass::Done => ScanOutcome::Done(trace),
-        Pass::Panicked(payload) => ScanOutcome::Panicked(trace, payload),
+        Pass::Done(_) => ScanOutcome::Done(trace),
+        Pass::Panicked(_, payload) => ScanOutcome::Panicked(trace, payload),
     }
 }
 
-/// How a [`scan_pass`] ended; its figures are in the caller's [`ScanTrace`].
+/// How a [`scan_pass`] ended, with the objects freed.
 pub(crate) enum Pass {
     /// `count_objects` returned [`Count::Empty`].
     Empty,
     /// The pass ran.
-    Done,
+    Done(u64),
     /// A callback panicked (deferred work still accounted).
-    Panicked(Box<dyn Any + Send + 'static>),
+    Panicked(u64, Box<dyn Any + Send + 'static>),
 }
 
-/// [`do_shrink_slab`] for the walk, generic over the counter so the walk's
-/// counter calls inline: the caller asks once per walk whether
-/// anyone traces, and the figures go into the caller's `trace` instead of
-/// being returned (moving the struct through two return values cost
-/// store-forwarding stalls on every visit).
-pub(crate) fn scan_pass<D: DeferredCounter + ?Sized>(
+/// Where [`scan_pass`] puts the figures of a pass. A walk nobody watches
+/// (no tracing subscriber, per-shrinker counters off) uses [`Quiet`]: the
+/// figures then stay in registers. Writing them all to a [`ScanTrace`] on
+/// every visit cost tens of stores, and each locked instruction of the
+/// visit (the reference count, the deferred counter, the epoch pin) waits
+/// for every earlier store to drain.
+pub(crate) trait Recorder {
+    /// Whether `end` wants the deferred count after the add-back (a load
+    /// when nothing is added back).
+    const WANTS_NEW_DEFERRED: bool;
+    /// After the deferred count was taken and the target computed.
+    fn start(&mut self, sc: &ShrinkControl<'_>, priority: u32, params: ScanParams, s: Start);
+    /// At the end of the pass.
+    fn end(&mut self, scanned: u64, freed: u64, stopped: bool, new_nr_deferred: u64);
+}
+
+/// The figures known when scanning starts.
+#[derive(Clone, Copy)]
+pub(crate) struct Start {
+    pub(crate) nr_deferred: u64,
+    pub(crate) freeable: u64,
+    pub(crate) delta: u64,
+    pub(crate) total_scan: u64,
+}
+
+/// Records nothing.
+pub(crate) struct Quiet;
+
+impl Recorder for Quiet {
+    const WANTS_NEW_DEFERRED: bool = false;
+    #[inline(always)]
+    fn start(&mut self, _: &ShrinkControl<'_>, _: u32, _: ScanParams, _: Start) {}
+    #[inline(always)]
+    fn end(&mut self, _: u64, _: u64, _: bool, _: u64) {}
+}
+
+/// Records into a [`ScanTrace`], and emits the start event when tracing.
+pub(crate) struct Recorded<'t> {
+    pub(crate) trace: &'t mut ScanTrace,
+    pub(crate) tracing: bool,
+}
+
+impl Recorder for Recorded<'_> {
+    const WANTS_NEW_DEFERRED: bool = true;
+    #[inline]
+    fn start(&mut self, sc: &ShrinkControl<'_>, priority: u32, params: ScanParams, s: Start) {
+        let t = &mut *self.trace;
+        t.nr_deferred = s.nr_deferred;
+        t.freeable = s.freeable;
+        t.delta = s.delta;
+        t.total_scan = s.total_scan;
+        if self.tracing {
+            crate::trace::start(sc.memcg, sc.nid, priority, params, t);
+        }
+    }
+    #[inline]
+    fn end(&mut self, scanned: u64, freed: u64, stopped: bool, new_nr_deferred: u64) {
+        let t = &mut *self.trace;
+        t.scanned = scanned;
+        t.freed = freed;
+        t.stopped = stopped;
+        t.new_nr_deferred = new_nr_deferred;
+    }
+}
+
+/// [`do_shrink_slab`] for the walk, generic over the counter and the
+/// [`Recorder`] so that both inline: the caller asks once per walk whether
+/// anyone watches.
+#[inline(always)]
+pub(crate) fn scan_pass<D: DeferredCounter + ?Sized, R: Recorder>(
     shrink: &dyn Shrink,
     params: ScanParams,
     sc: &mut ShrinkControl<'_>,
     priority: u32,
     deferred: &D,
-    tracing: bool,
-    trace: &mut ScanTrace,
+    rec: &mut R,
 ) -> Pass {
     let counted = catch_unwind(AssertUnwindSafe(|| shrink.count_objects(sc)));
     let freeable = match counted {
-        Err(payload) => return Pass::Panicked(payload),
+        Err(payload) => return Pass::Panicked(0, payload),
         Ok(Count::Empty) => return Pass::Empty,
-        Ok(Count::Objects(0)) => return Pass::Done,
+        Ok(Count::Objects(0)) => return Pass::Done(0),
         Ok(Count::Objects(n)) => n.min(MAX_FREEABLE),
     };
     let batch_size = if params.batch == 0 {
@@ -267,14 +333,19 @@ pub(crate) fn scan_pass<D: DeferredCounter + ?Sized>(
         .unwrap_or(0)
         .saturating_add(delta)
         .min(cap);
-    trace.nr_deferred = nr;
-    trace.freeable = freeable;
-    trace.delta = delta;
-    trace.total_scan = total_scan;
-    if tracing {
-        crate::trace::start(sc.memcg, sc.nid, priority, params, trace);
-    }
+    rec.start(
+        sc,
+        priority,
+        params,
+        Start {
+            nr_deferred: nr,
+            freeable,
+            delta,
+            total_scan,
+        },
+    );
 
+    let (mut scanned, mut freed, mut stopped) = (0u64, 0u64, false);
     let mut panic = None;
     while total_scan >= batch_size || total_scan >= freeable {
         let nr_to_scan = batch_size.min(total_scan);
@@ -286,32 +357,33 @@ pub(crate) fn scan_pass<D: DeferredCounter + ?Sized>(
                 break;
             }
             Ok(Scan::Stop) => {
-                trace.stopped = true;
+                stopped = true;
                 break;
             }
-            Ok(Scan::Freed(n)) => trace.freed = trace.freed.saturating_add(n),
+            Ok(Scan::Freed(n)) => freed = freed.saturating_add(n),
         }
-        let scanned = sc.nr_scanned;
-        total_scan = total_scan.saturating_sub(scanned);
-        trace.scanned = trace.scanned.saturating_add(scanned);
-        if scanned == 0 {
+        let done = sc.nr_scanned;
+        total_scan = total_scan.saturating_sub(done);
+        scanned = scanned.saturating_add(done);
+        if done == 0 {
             break;
         }
     }
 
-    let next_deferred = nr
-        .saturating_add(delta)
-        .saturating_sub(trace.scanned)
-        .min(cap);
-    // Adding zero would only report the current value: read it instead.
-    trace.new_nr_deferred = if next_deferred == 0 {
+    let next_deferred = nr.saturating_add(delta).saturating_sub(scanned).min(cap);
+    // Adding zero would only report the current value: read it instead,
+    // and only for a recorder that wants it.
+    let new_nr_deferred = if next_deferred != 0 {
+        deferred.add(next_deferred)
+    } else if R::WANTS_NEW_DEFERRED {
         deferred.get()
     } else {
-        deferred.add(next_deferred)
+        0
     };
+    rec.end(scanned, freed, stopped, new_nr_deferred);
     match panic {
-        Some(payload) => Pass::Panicked(payload),
-        None => Pass::Done,
+        Some(payload) => Pass::Panicked(freed, payload),
+        None => Pass::Done(freed),
     }
 }
 

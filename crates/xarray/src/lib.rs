@@ -586,6 +586,24 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         unsafe { p.as_ref() }
     }
 
+    /// [`XArray::load`] without the check that `guard` comes from the default
+    /// collector: for a caller that took the guard from [`pin`] itself and
+    /// looks up many indexes with it (the check is a third of a lookup).
+    ///
+    /// # Safety
+    /// `guard` must be pinned on crossbeam-epoch's default collector (a guard
+    /// from [`pin`]); another collector's pin does not hold back our frees.
+    #[inline]
+    pub unsafe fn load_unchecked<'g>(&self, index: u64, guard: &'g Guard) -> Option<&'g T> {
+        debug_assert!(guard
+            .collector()
+            .is_some_and(|c| c == crossbeam_epoch::default_collector()));
+        let _ = guard;
+        let p = self.lookup(index).cast::<T>();
+        // SAFETY: as in `load`; the caller vouches for the guard.
+        unsafe { p.as_ref() }
+    }
+
     /// Looks `index` up and returns a new strong reference to its value.
     pub fn get(&self, index: u64) -> Option<Arc<T>> {
         let guard = pin();
