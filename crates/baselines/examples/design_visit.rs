@@ -19,7 +19,8 @@ fn run<D: Design>(d: D, at_root: bool, n: usize, walks: u64, stride: usize) {
     let root = d.root();
     let child = d.create_memcg(&root).expect("memcg");
     let target = if at_root { &root } else { &child };
-    let cb = from_fns(|_| Count::Objects(100), |_| Scan::Freed(0));
+    // As the bench's `trivial()`: small enough that no work is ever deferred.
+    let cb = from_fns(|_| Count::Objects(10), |_| Scan::Freed(0));
     let spec = ShrinkerSpec::new("profile").memcg_aware(true);
     let all: Vec<_> = (0..n * stride)
         .map(|_| d.register(&spec, Arc::clone(&cb)).expect("register"))

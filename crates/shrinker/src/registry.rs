@@ -385,20 +385,33 @@ struct CallbackScope {
 }
 
 impl CallbackScope {
+    #[inline]
     fn enter(inner: &ShrinkerInner) -> Self {
         let me = inner as *const ShrinkerInner as usize;
         let outer = IN_CALLBACK.with(|c| c.replace(me));
         if outer != 0 {
-            OUTER_CALLBACKS.with(|s| s.borrow_mut().push(outer));
+            Self::nest(outer);
         }
         Self { outer }
+    }
+
+    /// A callback runs a nested walk: remember the outer callback.
+    #[cold]
+    fn nest(outer: usize) {
+        OUTER_CALLBACKS.with(|s| s.borrow_mut().push(outer));
+    }
+
+    #[cold]
+    fn unnest() {
+        OUTER_CALLBACKS.with(|s| s.borrow_mut().pop());
     }
 }
 
 impl Drop for CallbackScope {
+    #[inline]
     fn drop(&mut self) {
         if self.outer != 0 {
-            OUTER_CALLBACKS.with(|s| s.borrow_mut().pop());
+            Self::unnest();
         }
         IN_CALLBACK.with(|c| c.set(self.outer));
     }
