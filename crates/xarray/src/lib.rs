@@ -862,6 +862,54 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         Ok(old.cast())
     }
 
+    /// `alloc` from index 0 in one descent, when it needs no new node: follow
+    /// the lowest free bit down to a leaf (from 0, a set free bit always leads
+    /// to a free slot), store there, fix the free bits on the way back up.
+    /// `None` (and `value` untouched) when a node would be needed or the
+    /// tree is full: the general path then grows it. Writer lock held.
+    fn alloc_from_zero(&self, value: &mut Option<Arc<T>>, end: u64) -> Option<u64> {
+        let mut node = self.root.load(Relaxed);
+        if node.is_null() {
+            return None;
+        }
+        let mut path = Path::new();
+        let mut index = 0u64;
+        loop {
+            // SAFETY: writer lock held; reachable nodes are live.
+            let n = unsafe { &*node };
+            let free = n.free.load(Relaxed);
+            if free == 0 {
+                return None;
+            }
+            let s = free.trailing_zeros() as usize;
+            path.push(node, s);
+            index += (s as u64) << n.shift;
+            let c = n.slots[s].load(Relaxed);
+            if n.shift == 0 {
+                debug_assert!(c.is_null(), "a leaf's free bit marks an empty slot");
+                break;
+            }
+            if c.is_null() {
+                return None; // a new node: the general path allocates it
+            }
+            node = c.cast();
+        }
+        if index > end {
+            return None;
+        }
+        // SAFETY: the leaf is the last node on the path, live under the lock.
+        let leaf = unsafe { &*node };
+        let s = path.slots[path.len - 1];
+        let raw = Arc::into_raw(value.take().expect("value present")).cast_mut();
+        // Release: as in `insert_locked`.
+        leaf.slots[s].store(raw.cast(), Release);
+        leaf.add_count(1);
+        leaf.set_free(s, false);
+        self.len.store(self.len.load(Relaxed) + 1, Relaxed);
+        Self::propagate(&path, path.len - 1, false);
+        Some(index)
+    }
+
     /// Hands back a clone of the tree's strong count of `p` and defers dropping the
     /// tree's own count until after a grace period (`call_rcu`).
     ///
@@ -1358,6 +1406,11 @@ impl<'a, T: Send + Sync + 'static, W: Send> XaLock<'a, T, W> {
         // node can be freed. (A writer's pins are not free for readers: each
         // one may trigger a collection that reads their epoch slots.)
         let mut value = Some(value);
+        if start == 0 {
+            if let Some(id) = self.xa.alloc_from_zero(&mut value, end) {
+                return Ok(id);
+            }
+        }
         let id = self.xa.find_free(start, end).ok_or(AllocError::Full)?;
         let old = self.xa.insert_locked(id, &mut value)?;
         debug_assert!(old.is_null());
