@@ -1,6 +1,7 @@
 //! The registry: the IDR of shrinkers, their lifecycle, and `shrink_slab`.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -467,61 +468,135 @@ impl IdrState {
 
 /// Retired shrinkers whose memory the next `alloc`s reuse.
 ///
-/// Why: a freed shrinker's memory can only go back after a grace period, and
-/// crossbeam-epoch runs that deferred free on whichever thread collects —
-/// under reclaim, the walker. The registering thread then mallocs from an
-/// allocator whose per-thread cache never gets its chunks back, and each
-/// free was a cross-thread free: in the bench that cost half the
-/// registration rate. Here the free path parks the handle's `Arc`; the IDR's
-/// deferred drop of its own `Arc` is then just a decrement, and once it has
-/// run (strong count 1: the grace period is over and no reader can hold the
-/// shell) `alloc` rewrites the shell in place, name buffer included. The
-/// kernel keeps `struct shrinker` in a slab cache for the same reason.
+/// Why: a freed shrinker's memory may only be reused or freed after a grace
+/// period, and crossbeam-epoch runs deferred functions on whichever thread
+/// collects — under reclaim, the walker. Deferring one free per shrinker
+/// made every free a cross-thread free: the registering thread's allocator
+/// cache never got its chunks back, and even a deferred reference-count
+/// decrement pulled each shrinker's cache line over to the walker and back.
+/// In the bench that halved the registration rate while reclaim ran. The
+/// kernel keeps `struct shrinker` in a slab cache; this is ours.
+///
+/// How: `free` unlinks the shrinker from the IDR
+/// ([`unishrink_xarray::XaLock::take`]) and parks its memory (a *shell*)
+/// here, in the open *batch*. Every [`ShellCache::BATCH`] shells the batch is
+/// sealed with one deferred function of crossbeam-epoch that sets the
+/// batch's flag; deferred after every unlink of the batch, its grace period
+/// covers them all, so once the flag is set no reader can still hold any of
+/// its shells, and `alloc` rewrites the oldest one in place, name buffer
+/// included. The walker thus runs one flag store per batch and never touches
+/// a shell. (A batch that never fills is never reused; its shells go with the
+/// registry.)
 ///
 /// Guarded by the IDR's writer lock (the `XArray`'s state), so it costs no
 /// lock of its own. FIFO: the oldest shell is the likeliest to be ready.
-/// At most [`ShellCache::CAP`] shells; beyond that the oldest is dropped
-/// (freed by whoever drops the last `Arc`, as without the cache).
+/// At most [`ShellCache::CAP`] shells; beyond that the oldest goes, through a
+/// deferred drop if its grace period may not be over.
 #[derive(Default)]
 struct ShellCache {
-    queue: std::collections::VecDeque<Arc<ShrinkerInner>>,
+    /// Parked shells, oldest first, each with the number of its batch.
+    queue: VecDeque<(Arc<ShrinkerInner>, u64)>,
+    /// Sealed batches not yet seen done, oldest first, with their flags.
+    in_flight: VecDeque<(u64, Arc<AtomicBool>)>,
+    /// Every batch numbered below this one is done.
+    done_below: u64,
+    /// The open batch, and how many shells joined it.
+    open: u64,
+    open_len: usize,
 }
 
 impl ShellCache {
     /// Enough to cover a grace period even when the registering thread is
-    /// the only one pinning: its deferred drops wait for a bag of 64 to fill
-    /// and then for two epoch advances, which it attempts every 128 pins —
-    /// about 300 cycles. Measured with `examples/register_profile`: a cap of
-    /// 128 found no ready shell when idle, 512 nearly always did. A shell is
-    /// ~120 bytes plus its name, so at most ~75 KiB stay parked.
+    /// the only one pinning (it attempts an epoch advance every 128 pins, and
+    /// a deferred function needs two), plus a filling batch. Measured with
+    /// `examples/register_profile`. A shell is ~120 bytes plus its name, so
+    /// at most ~75 KiB stay parked.
     const CAP: usize = 512;
+    /// Shells behind one deferred function: one bag of crossbeam-epoch's.
+    const BATCH: usize = 64;
 
-    /// Parks a shell; returns one to drop (outside the lock) if over capacity.
-    fn park(&mut self, s: Arc<ShrinkerInner>) -> Option<Arc<ShrinkerInner>> {
-        self.queue.push_back(s);
-        if self.queue.len() > Self::CAP {
-            self.queue.pop_front()
-        } else {
-            None
+    /// Moves `done_below` past the batches whose flag is set, in order (they
+    /// may complete out of order; this only looks at the oldest).
+    fn advance(&mut self) {
+        while let Some((n, flag)) = self.in_flight.front() {
+            // Acquire pairs with the deferred function's Release store, which
+            // runs after every reader of the batch's shells unpinned.
+            if !flag.load(Ordering::Acquire) {
+                break;
+            }
+            self.done_below = n + 1;
+            self.in_flight.pop_front();
         }
     }
 
-    /// The oldest shell if its grace period is over, as `&mut`: nobody else
-    /// holds it. (`Arc::get_mut` would say the same with a locked
-    /// compare-exchange on the weak count, which this type never uses.)
-    fn take_ready(&mut self) -> Option<ReadyShell> {
-        if Arc::strong_count(self.queue.front()?) != 1 {
-            return None;
+    /// Parks `s`, just unlinked from the IDR under the lock this cache is
+    /// guarded by; `guard` is pinned. Returns what to do outside the lock.
+    fn park(&mut self, s: Arc<ShrinkerInner>, guard: &Guard) -> AfterPark {
+        self.queue.push_back((s, self.open));
+        self.open_len += 1;
+        let mut after = AfterPark::default();
+        if self.open_len >= Self::BATCH {
+            self.seal(guard);
+            after.flush = true;
         }
-        // Pairs with the Release decrement of the IDR's deferred drop: what
-        // readers did with the shell happens-before our writes to it.
-        std::sync::atomic::fence(Ordering::Acquire);
-        self.queue.pop_front().map(ReadyShell)
+        if self.queue.len() > Self::CAP {
+            let (oldest, batch) = self.queue.pop_front().expect("over capacity");
+            if batch < self.done_below {
+                after.drop = Some(oldest);
+            } else {
+                // Readers may still hold it: its last reference goes after a
+                // grace period (deferred now, after its unlink).
+                guard.defer(move || drop(oldest));
+            }
+        }
+        after
+    }
+
+    /// Seals the open batch. The caller flushes the guard afterwards: with a
+    /// single deferred function per batch, the thread's bag of deferred
+    /// functions would otherwise take 64 batches to reach the collector.
+    fn seal(&mut self, guard: &Guard) {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        // Deferred after the unlink of every shell of the batch: after its
+        // grace period none of them is referenced by a reader.
+        guard.defer(move || set.store(true, Ordering::Release));
+        self.in_flight.push_back((self.open, flag));
+        self.open += 1;
+        self.open_len = 0;
+    }
+
+    /// The oldest shell if its batch is done: nobody else holds it.
+    fn take_ready(&mut self) -> Option<ReadyShell> {
+        let &(_, batch) = self.queue.front()?;
+        if batch >= self.done_below {
+            self.advance();
+            if batch >= self.done_below {
+                return None;
+            }
+        }
+        self.queue.pop_front().map(|(s, _)| ReadyShell(s))
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
     }
 }
 
-/// A parked shell nobody else can reach: its only strong count is ours, no
-/// `Weak` to a `ShrinkerInner` is ever made, and it is in no IDR.
+/// What [`ShellCache::park`] leaves to do once the lock is released.
+#[derive(Default)]
+struct AfterPark {
+    /// A shell evicted after its grace period: free it.
+    drop: Option<Arc<ShrinkerInner>>,
+    /// A batch was sealed: hand its deferred function to the collector now
+    /// (`Guard::flush`, which may run expired deferred functions, hence not
+    /// under the lock).
+    flush: bool,
+}
+
+/// A parked shell nobody else can reach: it is in no IDR, its batch's grace
+/// period is over, its only strong count is ours (`retire` dropped the IDR's
+/// at once), and no `Weak` to a `ShrinkerInner` is ever made.
 struct ReadyShell(Arc<ShrinkerInner>);
 
 impl ReadyShell {
@@ -531,8 +606,9 @@ impl ReadyShell {
         flags: ShrinkerFlags,
         shrink: Box<dyn Shrink>,
     ) -> Arc<ShrinkerInner> {
-        // SAFETY: unique (see the type's doc; `take_ready` checked the count
-        // and fenced), so a `&mut` to the contents is exclusive. The pointer
+        // SAFETY: unique (see the type's doc; `advance` synchronized with
+        // the end of the grace period), so a `&mut` to the contents is
+        // exclusive. The pointer
         // comes from the Arc's own allocation, as `Arc::get_mut`'s does.
         let inner = unsafe { &mut *Arc::as_ptr(&self.0).cast_mut() };
         inner.reinit(config, flags, shrink);
@@ -1124,17 +1200,31 @@ impl Registry {
         let id = u64::from(s.id().0);
         let guard = pin(); // before the lock, see `XArray::lock`
         let mut idr = self.shared.idr.lock();
-        let (evicted, last) = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
-            idr.remove(id, &guard);
+        let (after, last) = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
+            let unlinked = idr.take(id, &guard).expect("loaded just above");
+            // SAFETY: the tree's reference may go now: `s`, the other one, is
+            // parked and given up only after its batch's grace period
+            // (`ShellCache`), or when the registry itself is dropped, when no
+            // walk, hence no reader of its IDR, can exist.
+            drop(unsafe { unlinked.into_arc() });
             let empty = idr.is_empty();
             let st = idr.state();
-            (st.shells.park(s), st.release_if_empty(empty))
+            (st.shells.park(s, &guard), st.release_if_empty(empty))
         } else {
-            (Some(s), None)
+            (
+                AfterPark {
+                    drop: Some(s),
+                    flush: false,
+                },
+                None,
+            )
         };
         drop(idr);
+        if after.flush {
+            guard.flush();
+        }
         drop(guard);
-        drop(evicted); // frees outside the lock
+        drop(after); // frees outside the lock
         drop(last); // the very last touch of the registry
     }
 
@@ -1159,7 +1249,7 @@ impl Registry {
     /// crate docs). They count toward this registry's memory, not toward
     /// [`Registry::len`].
     pub fn parked_shells(&self) -> usize {
-        self.shared.idr.lock().state().shells.queue.len()
+        self.shared.idr.lock().state().shells.len()
     }
 
     /// Number of shrinkers allocated or registered.

@@ -1361,6 +1361,63 @@ impl<'g, T> Iterator for IterMarked<'g, T> {
 
 impl<T> FusedIterator for IterMarked<'_, T> {}
 
+/// A value just unlinked by [`XaLock::take`], still holding the tree's
+/// reference. Readers pinned before the unlink may still use the value, so
+/// that reference must not be the one that frees it before a grace period.
+/// Dropping an `Unlinked` (or [`Unlinked::defer_drop`]) defers the drop by a
+/// grace period, as [`XaLock::remove`] does; only the `unsafe`
+/// [`Unlinked::into_arc`] hands the reference over without one.
+#[must_use = "dropping it defers the drop of the tree's reference, as `remove` would"]
+pub struct Unlinked<T: Send + Sync + 'static>(Option<Arc<T>>);
+
+impl<T: Send + Sync + 'static> Unlinked<T> {
+    /// The value.
+    pub fn get(&self) -> &T {
+        self.0.as_deref().expect("present until consumed")
+    }
+
+    /// Drops the tree's reference after a grace period of `guard`'s collector.
+    ///
+    /// # Panics
+    /// If `guard` is not pinned on crossbeam-epoch's default collector.
+    pub fn defer_drop(mut self, guard: &Guard) {
+        assert!(
+            guard.collector().is_some(),
+            "unishrink_xarray: Unlinked::defer_drop needs a pinned guard"
+        );
+        check_guard(guard);
+        let p = Arc::into_raw(self.0.take().expect("present until consumed"));
+        // SAFETY: `p` is from `Arc::into_raw` and carries one count, the tree's,
+        // which readers may still rely on until they unpin.
+        unsafe { XArray::<T>::defer_tree_drop(p, guard) };
+    }
+
+    /// The tree's reference, to drop whenever the caller likes.
+    ///
+    /// # Safety
+    /// The value must not be freed before every thread that was pinned when
+    /// it was unlinked has unpinned: the caller keeps another reference that
+    /// it gives up only after such a grace period (for instance once a
+    /// function it deferred after the unlink has run).
+    pub unsafe fn into_arc(mut self) -> Arc<T> {
+        self.0.take().expect("present until consumed")
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Unlinked<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            Unlinked(Some(v)).defer_drop(&pin());
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for Unlinked<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unlinked").finish_non_exhaustive()
+    }
+}
+
 /// The writer lock of an [`XArray`], held: see [`XArray::lock`]. Writes made
 /// through it are serialized with every other writer of the tree; lock-free
 /// readers see them exactly as they see the unlocked methods' writes.
@@ -1436,6 +1493,26 @@ impl<'a, T: Send + Sync + 'static, W: Send> XaLock<'a, T, W> {
         // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
         unsafe { XArray::<T, W>::defer_tree_drop(old, guard) };
         true
+    }
+
+    /// Unlinks the entry at `index` and hands the tree's reference to the
+    /// caller as an [`Unlinked`], which carries the duty `remove` fulfils
+    /// itself: not to free the value before a grace period. For a caller that
+    /// tracks grace periods of its own, e.g. one deferred function for a
+    /// whole batch of unlinked values instead of one per value.
+    ///
+    /// # Panics
+    /// As [`XaLock::remove`] (`guard` retires nodes that become empty).
+    pub fn take(&mut self, index: u64, guard: &Guard) -> Option<Unlinked<T>> {
+        assert!(
+            guard.collector().is_some(),
+            "unishrink_xarray: XaLock::take needs a pinned guard"
+        );
+        check_guard(guard);
+        let old = self.xa.erase_locked(index, guard, self.st.marks_used)?;
+        // SAFETY: `old` came from `Arc::into_raw` and carries the tree's count,
+        // which we adopt; it is unlinked, so the tree will not drop it again.
+        Some(Unlinked(Some(unsafe { Arc::from_raw(old) })))
     }
 
     /// Number of entries (exact: no writer can run meanwhile).
