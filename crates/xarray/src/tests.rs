@@ -346,6 +346,34 @@ fn drop_frees_every_value() {
 }
 
 #[test]
+fn take_hands_over_the_trees_reference() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let xa = XArray::new();
+    xa.store(5, Arc::new(Counted(drops.clone()))).unwrap();
+    xa.store(6, Arc::new(Counted(drops.clone()))).unwrap();
+    let g = pin();
+    let mut w = xa.lock();
+    let five = w.take(5, &g).unwrap();
+    assert!(w.take(5, &g).is_none());
+    let six = w.take(6, &g).unwrap();
+    drop(w);
+    assert_eq!(xa.len(), 0);
+    check_invariants(&xa);
+    assert!(Arc::ptr_eq(&five.get().0, &drops));
+    // SAFETY: nobody but this test ever loaded the value.
+    drop(unsafe { five.into_arc() });
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "into_arc: dropped at once");
+    drop(six);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "dropping an Unlinked defers"
+    );
+    drop(g);
+    assert!(flush_until(|| drops.load(Ordering::SeqCst) == 2));
+}
+
+#[test]
 fn load_survives_erase_until_guard_drops() {
     let drops = Arc::new(AtomicUsize::new(0));
     let xa = XArray::new();
