@@ -35,14 +35,17 @@
 //!    erases the id from the IDR and parks the shrinker's memory (a *shell*)
 //!    in the registry's shell cache, under the same lock.
 //! 5. A later [`Registry::alloc`] reuses the oldest parked shell once its
-//!    grace period is over — once the IDR's epoch-deferred drop of its own
-//!    reference has run, so no reader can still hold it — rewriting it in
-//!    place. The kernel keeps shrinkers in a slab cache for the same reason:
-//!    crossbeam-epoch runs deferred frees on whichever thread collects (under
-//!    reclaim, the walker), and freeing a registration's memory on another
-//!    thread left the registering thread's allocator cache empty on every
-//!    cycle, which halved the registration rate while reclaim ran. At most
-//!    512 shells are parked ([`Registry::parked_shells`]).
+//!    grace period is over, rewriting it in place. Shells wait in batches of
+//!    64 behind one deferred function of crossbeam-epoch, which sets the
+//!    batch's flag after a grace period that covers every unlink of the
+//!    batch; a free pins only when it closes a batch. The kernel keeps
+//!    shrinkers in a slab cache for the same reason: crossbeam-epoch runs
+//!    deferred functions on whichever thread collects (under reclaim, the
+//!    walker), and one deferred free per shrinker left the registering
+//!    thread's allocator cache empty on every cycle and pulled each freed
+//!    shrinker's cache line to the walker, which halved the registration
+//!    rate while reclaim ran. At most 512 shells are parked
+//!    ([`Registry::parked_shells`]).
 //!
 //! # Invariants
 //!

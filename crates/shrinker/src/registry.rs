@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
 use unishrink_shrinker_info::{DeferredSlot, InfoError, ShrinkerInfo};
-use unishrink_xarray::{pin, AllocError, Guard, XArray};
+use unishrink_xarray::{pin, AllocError, Guard, RetiredNodes, XArray};
 
 use crate::refcount::ActiveRef;
 use crate::scan::{
@@ -485,7 +485,9 @@ impl IdrState {
 /// covers them all, so once the flag is set no reader can still hold any of
 /// its shells, and `alloc` rewrites the oldest one in place, name buffer
 /// included. The walker thus runs one flag store per batch and never touches
-/// a shell. (A batch that never fills is never reused; its shells go with the
+/// a shell, and a free pins only when it seals a batch (`take` needs no
+/// guard), so registration meets the epoch collector once per 64 frees.
+/// (A batch that never fills is never reused; its shells go with the
 /// registry.)
 ///
 /// Guarded by the IDR's writer lock (the `XArray`'s state), so it costs no
@@ -530,40 +532,32 @@ impl ShellCache {
     }
 
     /// Parks `s`, just unlinked from the IDR under the lock this cache is
-    /// guarded by; `guard` is pinned. Returns what to do outside the lock.
-    fn park(&mut self, s: Arc<ShrinkerInner>, guard: &Guard) -> AfterPark {
+    /// guarded by. Returns what to do once the lock is released: no pin is
+    /// taken under the lock, and none at all unless a batch is sealed.
+    fn park(&mut self, s: Arc<ShrinkerInner>) -> AfterPark {
         self.queue.push_back((s, self.open));
         self.open_len += 1;
         let mut after = AfterPark::default();
         if self.open_len >= Self::BATCH {
-            self.seal(guard);
-            after.flush = true;
+            // The flag is registered now; its setter is deferred by the
+            // caller after the unlock, which still follows every unlink of
+            // the batch (they all happened under this lock, before).
+            let flag = Arc::new(AtomicBool::new(false));
+            self.in_flight.push_back((self.open, flag.clone()));
+            self.open += 1;
+            self.open_len = 0;
+            after.seal = Some(flag);
         }
         if self.queue.len() > Self::CAP {
             let (oldest, batch) = self.queue.pop_front().expect("over capacity");
             if batch < self.done_below {
                 after.drop = Some(oldest);
             } else {
-                // Readers may still hold it: its last reference goes after a
-                // grace period (deferred now, after its unlink).
-                guard.defer(move || drop(oldest));
+                // Readers may still hold it: the caller defers its drop.
+                after.defer_drop = Some(oldest);
             }
         }
         after
-    }
-
-    /// Seals the open batch. The caller flushes the guard afterwards: with a
-    /// single deferred function per batch, the thread's bag of deferred
-    /// functions would otherwise take 64 batches to reach the collector.
-    fn seal(&mut self, guard: &Guard) {
-        let flag = Arc::new(AtomicBool::new(false));
-        let set = flag.clone();
-        // Deferred after the unlink of every shell of the batch: after its
-        // grace period none of them is referenced by a reader.
-        guard.defer(move || set.store(true, Ordering::Release));
-        self.in_flight.push_back((self.open, flag));
-        self.open += 1;
-        self.open_len = 0;
     }
 
     /// The oldest shell if its batch is done: nobody else holds it.
@@ -588,10 +582,42 @@ impl ShellCache {
 struct AfterPark {
     /// A shell evicted after its grace period: free it.
     drop: Option<Arc<ShrinkerInner>>,
-    /// A batch was sealed: hand its deferred function to the collector now
-    /// (`Guard::flush`, which may run expired deferred functions, hence not
-    /// under the lock).
-    flush: bool,
+    /// A shell evicted while its grace period may still run: drop it
+    /// through a deferred function.
+    defer_drop: Option<Arc<ShrinkerInner>>,
+    /// A batch was sealed: defer the setting of its flag, then flush, so
+    /// that the function reaches the collector now (with one deferred
+    /// function per batch, the thread's bag would otherwise take 64 batches
+    /// to fill).
+    seal: Option<Arc<AtomicBool>>,
+}
+
+impl AfterPark {
+    /// Does it, pinning only if something must be deferred. `nodes`: IDR
+    /// nodes the unlink emptied (rarely any).
+    fn run(self, nodes: RetiredNodes) {
+        let AfterPark {
+            drop: evicted,
+            defer_drop,
+            seal,
+        } = self;
+        if !nodes.is_empty() || defer_drop.is_some() || seal.is_some() {
+            let guard = pin();
+            nodes.defer(&guard);
+            if let Some(shell) = defer_drop {
+                guard.defer(move || drop(shell));
+            }
+            if let Some(flag) = seal {
+                // After every unlink of the batch: after its grace period
+                // none of its shells is referenced by a reader.
+                guard.defer(move || flag.store(true, Ordering::Release));
+                guard.flush();
+            }
+        } else {
+            drop(nodes);
+        }
+        drop(evicted);
+    }
 }
 
 /// A parked shell nobody else can reach: it is in no IDR, its batch's grace
@@ -1198,33 +1224,28 @@ impl Registry {
     /// May free the registry, as `unpublish`.
     fn retire(&self, s: Arc<ShrinkerInner>) {
         let id = u64::from(s.id().0);
-        let guard = pin(); // before the lock, see `XArray::lock`
+        // No pin: `take` defers nothing (see `AfterPark::run`).
         let mut idr = self.shared.idr.lock();
-        let (after, last) = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
-            let unlinked = idr.take(id, &guard).expect("loaded just above");
+        let (after, nodes, last) = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
+            let unlinked = idr.take(id).expect("loaded just above");
             // SAFETY: the tree's reference may go now: `s`, the other one, is
             // parked and given up only after its batch's grace period
             // (`ShellCache`), or when the registry itself is dropped, when no
             // walk, hence no reader of its IDR, can exist.
-            drop(unsafe { unlinked.into_arc() });
+            let (tree_ref, nodes) = unsafe { unlinked.into_arc() };
+            drop(tree_ref);
             let empty = idr.is_empty();
             let st = idr.state();
-            (st.shells.park(s, &guard), st.release_if_empty(empty))
+            (st.shells.park(s), nodes, st.release_if_empty(empty))
         } else {
-            (
-                AfterPark {
-                    drop: Some(s),
-                    flush: false,
-                },
-                None,
-            )
+            let after = AfterPark {
+                drop: Some(s),
+                ..AfterPark::default()
+            };
+            (after, RetiredNodes::default(), None)
         };
         drop(idr);
-        if after.flush {
-            guard.flush();
-        }
-        drop(guard);
-        drop(after); // frees outside the lock
+        after.run(nodes); // pins (outside the lock) only if it must defer
         drop(last); // the very last touch of the registry
     }
 

@@ -979,10 +979,12 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
     /// nodes are unlinked and the tree shrinks to the height its largest index needs.
     pub fn erase(&self, index: u64) -> Option<Arc<T>> {
         let guard = pin();
-        let _st = self.lock_state();
-        let old = self.erase_locked(index, &guard, _st.marks_used)?;
+        let st = self.lock_state();
+        let mut retired = RetiredNodes::EMPTY;
+        let old = self.erase_locked(index, &mut retired, st.marks_used);
+        retired.defer(&guard);
         // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
-        Some(unsafe { Self::retire_value(old, &guard) })
+        Some(unsafe { Self::retire_value(old?, &guard) })
     }
 
     /// [`erase`](Self::erase) for a caller that does not want the value back:
@@ -996,7 +998,13 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
     /// Unlinks the entry at `index` (writer lock held) and returns its pointer,
     /// still carrying the tree's strong count. `marks`: whether any mark was ever set (else the mark words are all
     /// zero and are left alone).
-    fn erase_locked(&self, index: u64, guard: &Guard, marks: bool) -> Option<*const T> {
+    /// Nodes the erase unlinks go to `retired`, for the caller to retire.
+    fn erase_locked(
+        &self,
+        index: u64,
+        retired: &mut RetiredNodes,
+        marks: bool,
+    ) -> Option<*const T> {
         let mut path = Path::new();
         if !self.walk(index, &mut path) {
             return None;
@@ -1035,8 +1043,8 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
                     parent.set_mark_bit(m, ps, false);
                 }
             }
-            // SAFETY: just unlinked under the lock; never touched again.
-            unsafe { Self::retire_node(path.nodes[l], guard) };
+            // Just unlinked under the lock; never touched again.
+            retired.push(path.nodes[l]);
             l -= 1;
         }
         Self::propagate(&path, l, marks);
@@ -1044,16 +1052,16 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         // SAFETY: path.nodes[0] is the live root.
         if unsafe { (*path.nodes[0]).count.load(Relaxed) } == 0 {
             self.root.store(ptr::null_mut(), Release);
-            // SAFETY: unlinked just above.
-            unsafe { Self::retire_node(path.nodes[0], guard) };
+            // Unlinked just above.
+            retired.push(path.nodes[0]);
         } else {
-            self.shrink(guard);
+            self.shrink(retired);
         }
         Some(old.cast_const().cast())
     }
 
     /// Collapses top nodes that only use slot 0. Caller holds the writer lock.
-    fn shrink(&self, guard: &Guard) {
+    fn shrink(&self, retired: &mut RetiredNodes) {
         loop {
             let r = self.root.load(Relaxed);
             // SAFETY: writer lock held; the root is live and non-null here.
@@ -1069,8 +1077,8 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
             // contents (published earlier by this writer, hence ordered before). The
             // old top keeps pointing at `child`, so readers standing on it stay right.
             self.root.store(child.cast(), Release);
-            // SAFETY: the old top is now unreachable and never modified again.
-            unsafe { Self::retire_node(r, guard) };
+            // The old top is now unreachable and never modified again.
+            retired.push(r);
         }
     }
 
@@ -1362,21 +1370,25 @@ impl<'g, T> Iterator for IterMarked<'g, T> {
 impl<T> FusedIterator for IterMarked<'_, T> {}
 
 /// A value just unlinked by [`XaLock::take`], still holding the tree's
-/// reference. Readers pinned before the unlink may still use the value, so
-/// that reference must not be the one that frees it before a grace period.
-/// Dropping an `Unlinked` (or [`Unlinked::defer_drop`]) defers the drop by a
+/// reference, with the nodes the erase unlinked. Readers pinned before the
+/// unlink may still use both, so neither may be freed before a grace period.
+/// Dropping an `Unlinked` (or [`Unlinked::defer_drop`]) defers both by a
 /// grace period, as [`XaLock::remove`] does; only the `unsafe`
 /// [`Unlinked::into_arc`] hands the reference over without one.
-#[must_use = "dropping it defers the drop of the tree's reference, as `remove` would"]
-pub struct Unlinked<T: Send + Sync + 'static>(Option<Arc<T>>);
+#[must_use = "dropping it pins to defer the drop of the tree's reference"]
+pub struct Unlinked<T: Send + Sync + 'static> {
+    value: Option<Arc<T>>,
+    nodes: RetiredNodes,
+}
 
 impl<T: Send + Sync + 'static> Unlinked<T> {
     /// The value.
     pub fn get(&self) -> &T {
-        self.0.as_deref().expect("present until consumed")
+        self.value.as_deref().expect("present until consumed")
     }
 
-    /// Drops the tree's reference after a grace period of `guard`'s collector.
+    /// Drops the tree's reference, and frees the unlinked nodes, after a
+    /// grace period of `guard`'s collector.
     ///
     /// # Panics
     /// If `guard` is not pinned on crossbeam-epoch's default collector.
@@ -1386,35 +1398,118 @@ impl<T: Send + Sync + 'static> Unlinked<T> {
             "unishrink_xarray: Unlinked::defer_drop needs a pinned guard"
         );
         check_guard(guard);
-        let p = Arc::into_raw(self.0.take().expect("present until consumed"));
+        std::mem::replace(&mut self.nodes, RetiredNodes::EMPTY).defer(guard);
+        let p = Arc::into_raw(self.value.take().expect("present until consumed"));
         // SAFETY: `p` is from `Arc::into_raw` and carries one count, the tree's,
         // which readers may still rely on until they unpin.
         unsafe { XArray::<T>::defer_tree_drop(p, guard) };
     }
 
-    /// The tree's reference, to drop whenever the caller likes.
+    /// The tree's reference, to drop whenever the caller likes, and the
+    /// unlinked nodes, which still need a grace period ([`RetiredNodes`]).
     ///
     /// # Safety
     /// The value must not be freed before every thread that was pinned when
     /// it was unlinked has unpinned: the caller keeps another reference that
     /// it gives up only after such a grace period (for instance once a
     /// function it deferred after the unlink has run).
-    pub unsafe fn into_arc(mut self) -> Arc<T> {
-        self.0.take().expect("present until consumed")
+    pub unsafe fn into_arc(mut self) -> (Arc<T>, RetiredNodes) {
+        let nodes = std::mem::replace(&mut self.nodes, RetiredNodes::EMPTY);
+        (self.value.take().expect("present until consumed"), nodes)
     }
 }
 
 impl<T: Send + Sync + 'static> Drop for Unlinked<T> {
     fn drop(&mut self) {
-        if let Some(v) = self.0.take() {
-            Unlinked(Some(v)).defer_drop(&pin());
+        if let Some(value) = self.value.take() {
+            let nodes = std::mem::replace(&mut self.nodes, RetiredNodes::EMPTY);
+            Unlinked {
+                value: Some(value),
+                nodes,
+            }
+            .defer_drop(&pin());
         }
     }
 }
 
 impl<T: Send + Sync + 'static> fmt::Debug for Unlinked<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Unlinked").finish_non_exhaustive()
+        f.debug_struct("Unlinked")
+            .field("nodes", &self.nodes.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tree nodes a writer unlinked, to be freed after a grace period: an erase
+/// unlinks the nodes it empties and the top nodes it collapses. Usually
+/// there are none. [`RetiredNodes::defer`] retires them; dropping the value
+/// does the same with a guard of its own (a pin; see [`XArray::lock`] on
+/// pinning while holding the lock).
+#[must_use = "dropping it pins to retire the nodes"]
+pub struct RetiredNodes {
+    /// Empty, hence unallocated, in the usual case: the value is moved
+    /// around on every erase and must stay small.
+    nodes: Vec<*mut Node>,
+}
+
+// SAFETY: the nodes are unlinked and owned by this value alone; they are
+// only ever handed to the epoch collector, from whichever thread.
+unsafe impl Send for RetiredNodes {}
+
+impl RetiredNodes {
+    const EMPTY: RetiredNodes = RetiredNodes { nodes: Vec::new() };
+
+    fn push(&mut self, n: *mut Node) {
+        self.nodes.push(n);
+    }
+
+    /// Whether there is nothing to retire (the usual case).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Frees the nodes after a grace period of `guard`'s collector.
+    ///
+    /// # Panics
+    /// If there are nodes and `guard` is not pinned on crossbeam-epoch's
+    /// default collector.
+    pub fn defer(mut self, guard: &Guard) {
+        if self.nodes.is_empty() {
+            return;
+        }
+        assert!(
+            guard.collector().is_some(),
+            "unishrink_xarray: RetiredNodes::defer needs a pinned guard"
+        );
+        check_guard(guard);
+        for n in self.nodes.drain(..) {
+            // SAFETY: each node was unlinked under the writer lock and is
+            // never touched by a writer again.
+            unsafe { XArray::<()>::retire_node(n, guard) };
+        }
+    }
+}
+
+impl Default for RetiredNodes {
+    /// None.
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Drop for RetiredNodes {
+    fn drop(&mut self) {
+        if !self.nodes.is_empty() {
+            std::mem::take(self).defer(&pin());
+        }
+    }
+}
+
+impl fmt::Debug for RetiredNodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetiredNodes")
+            .field("len", &self.nodes.len())
+            .finish()
     }
 }
 
@@ -1487,7 +1582,12 @@ impl<'a, T: Send + Sync + 'static, W: Send> XaLock<'a, T, W> {
             "unishrink_xarray: XaLock::remove needs a pinned guard"
         );
         check_guard(guard);
-        let Some(old) = self.xa.erase_locked(index, guard, self.st.marks_used) else {
+        let mut retired = RetiredNodes::EMPTY;
+        let old = self
+            .xa
+            .erase_locked(index, &mut retired, self.st.marks_used);
+        retired.defer(guard);
+        let Some(old) = old else {
             return false;
         };
         // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
@@ -1497,22 +1597,26 @@ impl<'a, T: Send + Sync + 'static, W: Send> XaLock<'a, T, W> {
 
     /// Unlinks the entry at `index` and hands the tree's reference to the
     /// caller as an [`Unlinked`], which carries the duty `remove` fulfils
-    /// itself: not to free the value before a grace period. For a caller that
-    /// tracks grace periods of its own, e.g. one deferred function for a
-    /// whole batch of unlinked values instead of one per value.
-    ///
-    /// # Panics
-    /// As [`XaLock::remove`] (`guard` retires nodes that become empty).
-    pub fn take(&mut self, index: u64, guard: &Guard) -> Option<Unlinked<T>> {
-        assert!(
-            guard.collector().is_some(),
-            "unishrink_xarray: XaLock::take needs a pinned guard"
-        );
-        check_guard(guard);
-        let old = self.xa.erase_locked(index, guard, self.st.marks_used)?;
+    /// itself: not to free the value, nor the nodes the erase unlinked, before
+    /// a grace period. For a caller that tracks grace periods of its own (one
+    /// deferred function for a batch of unlinked values instead of one per
+    /// value) and that wants no pin at all in the common case: unlike
+    /// `remove`, `take` needs no guard.
+    pub fn take(&mut self, index: u64) -> Option<Unlinked<T>> {
+        let mut nodes = RetiredNodes::EMPTY;
+        let old = self.xa.erase_locked(index, &mut nodes, self.st.marks_used);
+        let Some(old) = old else {
+            // Nothing erased, nothing unlinked.
+            debug_assert!(nodes.is_empty());
+            return None;
+        };
         // SAFETY: `old` came from `Arc::into_raw` and carries the tree's count,
         // which we adopt; it is unlinked, so the tree will not drop it again.
-        Some(Unlinked(Some(unsafe { Arc::from_raw(old) })))
+        let value = unsafe { Arc::from_raw(old) };
+        Some(Unlinked {
+            value: Some(value),
+            nodes,
+        })
     }
 
     /// Number of entries (exact: no writer can run meanwhile).

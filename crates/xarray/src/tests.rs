@@ -353,15 +353,18 @@ fn take_hands_over_the_trees_reference() {
     xa.store(6, Arc::new(Counted(drops.clone()))).unwrap();
     let g = pin();
     let mut w = xa.lock();
-    let five = w.take(5, &g).unwrap();
-    assert!(w.take(5, &g).is_none());
-    let six = w.take(6, &g).unwrap();
+    let five = w.take(5).unwrap();
+    assert!(w.take(5).is_none());
+    // The last entry: its leaf (the root) is unlinked with it.
+    let six = w.take(6).unwrap();
     drop(w);
     assert_eq!(xa.len(), 0);
     check_invariants(&xa);
     assert!(Arc::ptr_eq(&five.get().0, &drops));
     // SAFETY: nobody but this test ever loaded the value.
-    drop(unsafe { five.into_arc() });
+    let (five, nodes) = unsafe { five.into_arc() };
+    assert!(nodes.is_empty(), "taking 5 emptied no node");
+    drop(five);
     assert_eq!(drops.load(Ordering::SeqCst), 1, "into_arc: dropped at once");
     drop(six);
     assert_eq!(
