@@ -471,6 +471,7 @@ impl ShrinkerInfo {
         Ok(())
     }
 
+    #[inline]
     fn load(&self) -> ArrayRef<'_> {
         #[cfg(not(loom))]
         {
@@ -642,6 +643,7 @@ impl ShrinkerInfo {
     /// concurrently may or may not be reported; a bit set before the call
     /// and not cleared during it is always reported. Empty units found on
     /// the way have their summary bits cleared (see crate docs).
+    #[inline]
     pub fn iter_set_bits(&self) -> SetBits<'_> {
         SetBits {
             info: self,
