@@ -591,12 +591,18 @@ impl MemcgTree {
     /// exists. On allocation failure, memcgs keep what they had (some may
     /// already be larger, which is harmless) and the recorded capacity is not
     /// raised.
+    #[inline]
     pub fn expand_all(&self, new_nr_max: usize) -> Result<(), MemcgError> {
         // Fast path without the lock: capacity only grows, and the atomic is
         // published (Release) only after every memcg has grown.
         if new_nr_max <= self.shared.map_nr_max.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.expand_all_slow(new_nr_max)
+    }
+
+    #[cold]
+    fn expand_all_slow(&self, new_nr_max: usize) -> Result<(), MemcgError> {
         let mut w = self.shared.writer.lock();
         if new_nr_max <= w.map_nr_max {
             return Ok(());

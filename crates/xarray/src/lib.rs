@@ -160,6 +160,7 @@ use std::alloc::Layout;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ops::RangeInclusive;
 use std::ptr;
 use std::sync::atomic::AtomicU32 as StdAtomicU32;
@@ -339,25 +340,42 @@ impl Node {
 }
 
 /// The chain of nodes from the root down to a leaf, with the slot taken at each.
+/// Uninitialized beyond `len` (zeroing ~180 bytes on every write showed up in
+/// the registration profile).
 struct Path {
-    nodes: [*mut Node; MAX_HEIGHT],
-    slots: [usize; MAX_HEIGHT],
+    nodes: [MaybeUninit<*mut Node>; MAX_HEIGHT],
+    slots: [MaybeUninit<usize>; MAX_HEIGHT],
     len: usize,
 }
 
 impl Path {
+    #[inline]
     fn new() -> Self {
         Path {
-            nodes: [ptr::null_mut(); MAX_HEIGHT],
-            slots: [0; MAX_HEIGHT],
+            nodes: [MaybeUninit::uninit(); MAX_HEIGHT],
+            slots: [MaybeUninit::uninit(); MAX_HEIGHT],
             len: 0,
         }
     }
     #[inline]
     fn push(&mut self, node: *mut Node, slot: usize) {
-        self.nodes[self.len] = node;
-        self.slots[self.len] = slot;
+        self.nodes[self.len].write(node);
+        self.slots[self.len].write(slot);
         self.len += 1;
+    }
+    /// The node at level `i` (0: the root); `i < len`.
+    #[inline]
+    fn node(&self, i: usize) -> *mut Node {
+        assert!(i < self.len);
+        // SAFETY: entries below `len` were written by `push`.
+        unsafe { self.nodes[i].assume_init() }
+    }
+    /// The slot taken at level `i`; `i < len`.
+    #[inline]
+    fn slot(&self, i: usize) -> usize {
+        assert!(i < self.len);
+        // SAFETY: as in `node`.
+        unsafe { self.slots[i].assume_init() }
     }
 }
 
@@ -738,15 +756,15 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         }
     }
 
-    /// Recomputes the free and mark summary bits of `path.nodes[..=upto]` bottom-up
+    /// Recomputes the free and mark summary bits of the path's nodes `..=upto` bottom-up
     /// from the children. Caller holds the writer lock.
     /// `marks: false` skips the mark words (they cannot have changed).
     #[inline]
     fn propagate(path: &Path, upto: usize, marks: bool) {
         for l in (0..upto).rev() {
             // SAFETY: nodes on the path are reachable and live (writer lock held).
-            let (parent, child) = unsafe { (&*path.nodes[l], &*path.nodes[l + 1]) };
-            let s = path.slots[l];
+            let (parent, child) = unsafe { (&*path.node(l), &*path.node(l + 1)) };
+            let s = path.slot(l);
             parent.set_free(s, child.free.load(Relaxed) != 0);
             if marks {
                 for m in 0..MARKS {
@@ -845,7 +863,7 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
 
         // SAFETY: the leaf is the last node on the path, live under the lock.
         let leaf = unsafe { &*node };
-        let s = path.slots[path.len - 1];
+        let s = path.slot(path.len - 1);
         let old = leaf.slots[s].load(Relaxed);
         let raw = Arc::into_raw(value.take().expect("value present")).cast_mut();
         // Release: the `T` (and the Arc header) written before this store is visible
@@ -899,7 +917,7 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         }
         // SAFETY: the leaf is the last node on the path, live under the lock.
         let leaf = unsafe { &*node };
-        let s = path.slots[path.len - 1];
+        let s = path.slot(path.len - 1);
         let raw = Arc::into_raw(value.take().expect("value present")).cast_mut();
         // Release: as in `insert_locked`.
         leaf.slots[s].store(raw.cast(), Release);
@@ -1011,8 +1029,8 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         }
         let last = path.len - 1;
         // SAFETY: writer lock held; path nodes are live.
-        let leaf = unsafe { &*path.nodes[last] };
-        let s = path.slots[last];
+        let leaf = unsafe { &*path.node(last) };
+        let s = path.slot(last);
         let old = leaf.slots[s].load(Relaxed);
         if old.is_null() {
             return None;
@@ -1032,9 +1050,9 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         // Unlink nodes that became empty, bottom-up.
         let mut l = last;
         // SAFETY: path nodes are live under the lock.
-        while l > 0 && unsafe { (*path.nodes[l]).count.load(Relaxed) } == 0 {
-            let parent = unsafe { &*path.nodes[l - 1] };
-            let ps = path.slots[l - 1];
+        while l > 0 && unsafe { (*path.node(l)).count.load(Relaxed) } == 0 {
+            let parent = unsafe { &*path.node(l - 1) };
+            let ps = path.slot(l - 1);
             parent.slots[ps].store(ptr::null_mut(), Release);
             parent.add_count(-1);
             parent.set_free(ps, true);
@@ -1044,16 +1062,16 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
                 }
             }
             // Just unlinked under the lock; never touched again.
-            retired.push(path.nodes[l]);
+            retired.push(path.node(l));
             l -= 1;
         }
         Self::propagate(&path, l, marks);
 
-        // SAFETY: path.nodes[0] is the live root.
-        if unsafe { (*path.nodes[0]).count.load(Relaxed) } == 0 {
+        // SAFETY: path.node(0) is the live root.
+        if unsafe { (*path.node(0)).count.load(Relaxed) } == 0 {
             self.root.store(ptr::null_mut(), Release);
             // Unlinked just above.
-            retired.push(path.nodes[0]);
+            retired.push(path.node(0));
         } else {
             self.shrink(retired);
         }
@@ -1217,8 +1235,8 @@ impl<T: Send + Sync + 'static, W: Send> XArray<T, W> {
         }
         let last = path.len - 1;
         // SAFETY: writer lock held; path nodes are live.
-        let leaf = unsafe { &*path.nodes[last] };
-        let s = path.slots[last];
+        let leaf = unsafe { &*path.node(last) };
+        let s = path.slot(last);
         if leaf.slots[s].load(Relaxed).is_null() {
             return false;
         }
