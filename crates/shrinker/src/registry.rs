@@ -232,13 +232,20 @@ impl fmt::Display for FreeError {
 
 impl std::error::Error for FreeError {}
 
+/// The user's callbacks, inline in the shrinker when they fit in two words
+/// (an `Arc` to a cache, a pair of captureless closures): a walk then reads
+/// them from the shrinker's own cache lines instead of chasing a box, and a
+/// registration allocates nothing for them.
+type ShrinkBox = smallbox::SmallBox<dyn Shrink, smallbox::space::S2>;
+
 const ALLOCATED: u8 = 0;
 const REGISTERED: u8 = 1;
 const DYING: u8 = 2;
 
 /// Field order is fixed (`repr(C)`) so that what a walk touches — state,
-/// flags, id, scan parameters, the callback pointer and the active count —
-/// comes first: 48 bytes, one cache line or two. Not `align(64)`: glibc serves
+/// flags, id, scan parameters, the callbacks (inline when small) and the
+/// active count — comes first: 64 bytes, one cache line or two. Not
+/// `align(64)`: glibc serves
 /// an over-aligned allocation through its slow `memalign` path, which cost
 /// registration ~7% and drop_caches more than the rare split line did.
 #[repr(C)]
@@ -257,7 +264,7 @@ pub(crate) struct ShrinkerInner {
     /// the free (see `drop_shrink`), never by the epoch collector, so user
     /// `Drop` code never runs inside someone else's `pin()` while that thread
     /// holds a registry or memcg lock it might want.
-    shrink: UnsafeCell<ManuallyDrop<Box<dyn Shrink>>>,
+    shrink: UnsafeCell<ManuallyDrop<ShrinkBox>>,
     active: ActiveRef,
     pub(crate) stats: ShrinkerStats,
     name: String,
@@ -271,7 +278,7 @@ pub(crate) struct ShrinkerInner {
 unsafe impl Sync for ShrinkerInner {}
 
 impl ShrinkerInner {
-    fn new(config: ShrinkerConfig, flags: ShrinkerFlags, shrink: Box<dyn Shrink>) -> Self {
+    fn new(config: ShrinkerConfig, flags: ShrinkerFlags, shrink: ShrinkBox) -> Self {
         ShrinkerInner {
             id: AtomicU32::new(u32::MAX),
             name: config.name,
@@ -291,7 +298,7 @@ impl ShrinkerInner {
 
     /// Turns a retired shell (from [`ShellCache`]) into a fresh allocated
     /// shrinker, keeping its allocation and its name's buffer.
-    fn reinit(&mut self, config: ShrinkerConfig, flags: ShrinkerFlags, shrink: Box<dyn Shrink>) {
+    fn reinit(&mut self, config: ShrinkerConfig, flags: ShrinkerFlags, shrink: ShrinkBox) {
         debug_assert!(self.shrink_dropped.load(Ordering::Relaxed));
         // `&mut self`: relaxed stores suffice (publication is the IDR's job).
         self.id.store(u32::MAX, Ordering::Relaxed);
@@ -630,7 +637,7 @@ impl ReadyShell {
         self,
         config: ShrinkerConfig,
         flags: ShrinkerFlags,
-        shrink: Box<dyn Shrink>,
+        shrink: ShrinkBox,
     ) -> Arc<ShrinkerInner> {
         // SAFETY: unique (see the type's doc; `advance` synchronized with
         // the end of the grace period), so a `&mut` to the contents is
@@ -830,7 +837,7 @@ impl Registry {
             // As in the kernel: without memcgs a memcg-aware shrinker is global.
             flags = flags.without(ShrinkerFlags::MEMCG_AWARE);
         }
-        let shrink: Box<dyn Shrink> = Box::new(shrink);
+        let shrink: ShrinkBox = smallbox::smallbox!(shrink);
         // The IDR's own lock is the registry's writer lock: one lock, not a
         // registry mutex wrapped around the tree's. It also guards the cache
         // of retired shrinkers whose memory is reused here.
