@@ -965,16 +965,20 @@ impl fmt::Debug for SetBits<'_> {
     }
 }
 
-impl Iterator for SetBits<'_> {
-    type Item = usize;
-
+impl SetBits<'_> {
+    /// Whether another set bit follows, without consuming it (the walk asks
+    /// before it pins anything).
     #[inline]
-    fn next(&mut self) -> Option<usize> {
+    pub fn has_next(&mut self) -> bool {
+        self.fill()
+    }
+
+    /// Loads words until `pending` holds a set bit; `false` when none is left.
+    #[inline]
+    fn fill(&mut self) -> bool {
         loop {
             if self.pending != 0 {
-                let b = self.pending.trailing_zeros() as usize;
-                self.pending &= self.pending - 1;
-                return Some(self.base + b);
+                return true;
             }
             if self.l1_pending != 0 {
                 let b = self.l1_pending.trailing_zeros() as usize;
@@ -1004,11 +1008,27 @@ impl Iterator for SetBits<'_> {
                 self.l1_pending = word;
                 continue;
             }
-            let w = self.arr.l2.get(self.next_l2)?;
+            let Some(w) = self.arr.l2.get(self.next_l2) else {
+                return false;
+            };
             self.l2_idx = self.next_l2;
             self.next_l2 += 1;
             self.l2_pending = w.load(SeqCst);
         }
+    }
+}
+
+impl Iterator for SetBits<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.pending == 0 && !self.fill() {
+            return None;
+        }
+        let b = self.pending.trailing_zeros() as usize;
+        self.pending &= self.pending - 1;
+        Some(self.base + b)
     }
 }
 

@@ -961,10 +961,16 @@ impl Registry {
             return Ok(report);
         }
         let info = memcg.shrinker_info(nid)?;
+        let mut bits = info.iter_set_bits();
+        // A map without set bits (most memcgs, most of the time: a reclaim
+        // pass over every memcg of a machine) needs no pin and no IDR: the
+        // bitmap lives as long as `info`, whose array `bits` holds.
+        if !bits.has_next() {
+            return Ok(report);
+        }
         let kmem = self.shared.tree.kmem_enabled();
         // Asked once per walk; a subscriber installed mid-walk sees the next one.
         let tracing = crate::trace::enabled();
-        let mut bits = info.iter_set_bits();
         // One pin for the walk; each visit unpins around the callbacks
         // (`repin_after`), as the kernel drops rcu_read_lock around
         // do_shrink_slab. Cheaper than pinning per id.
