@@ -27,8 +27,10 @@
 //! **Writers** ([`XArray::store`], [`XArray::erase`], [`XArray::alloc`], the mark
 //! setters, ...) are serialized by one internal mutex. [`XArray::lock`] hands that
 //! mutex to a caller whose own bookkeeping must change atomically with the tree
-//! (the kernel's `xa_lock` + `__xa_alloc`): the shrinker registry uses it as its only
-//! writer lock, instead of wrapping a mutex of its own around this one. A writer fully initializes a
+//! (the kernel's `xa_lock` + `__xa_alloc`), and [`XArray::with_state`] lets the same
+//! mutex guard the caller's state ([`XaLock::state`]): the shrinker registry uses it
+//! as its only writer lock, for its IDR and its cache of freed shrinkers, instead of
+//! wrapping a mutex of its own around this one. A writer fully initializes a
 //! node before publishing it with a `Release` store (into a parent slot or the root);
 //! readers' `Acquire` loads of that pointer pair with it, so a reader that sees a
 //! pointer also sees everything the writer wrote before publishing it (the node's
@@ -38,7 +40,11 @@
 //! value, readers that found the old pointer may still be using it. The node is
 //! retired with `Guard::defer_destroy` and the tree's strong count of the old value is
 //! dropped with `Guard::defer_unchecked` (the `call_rcu` of crossbeam-epoch): both
-//! happen only after every thread pinned at unlink time has unpinned. Hence the
+//! happen only after every thread pinned at unlink time has unpinned. A caller that
+//! tracks grace periods itself (one deferred function for a batch of values) can
+//! take the tree's reference back instead: [`XaLock::take`] returns an [`Unlinked`]
+//! that must reach the same end, and needs no pin unless nodes were unlinked too
+//! ([`RetiredNodes`]). Hence the
 //! contract of [`XArray::load`]: the `&'g T` stays valid for as long as the guard
 //! lives, even if the entry is erased meanwhile. A retired node is never modified
 //! again, and its slots keep pointing where they pointed at unlink time: a reader
