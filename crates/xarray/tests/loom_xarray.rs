@@ -136,3 +136,67 @@ fn iter_vs_grow() {
         drain();
     });
 }
+
+/// A value whose payload loom watches: a read racing a write is a model failure.
+struct Payload(loom::cell::UnsafeCell<u64>);
+
+// SAFETY: every access goes through loom's checked cell; the model asserts
+// that the protocol orders them.
+unsafe impl Sync for Payload {}
+
+/// (c) The shrinker registry's shell reuse: a writer `take`s the entry back
+/// with no pin, drops the tree's reference at once (`into_arc`) and keeps its
+/// own; it reuses (writes) the value only after a flag set by a function it
+/// deferred after the unlink. A reader that loaded the entry before the unlink
+/// reads it while pinned. Loom must find no interleaving where the reuse write
+/// races that read.
+#[test]
+fn take_then_reuse_after_a_deferred_flag() {
+    builder().check(|| {
+        let xa = Arc::new(XArray::new());
+        let mine = Arc::new(Payload(loom::cell::UnsafeCell::new(7)));
+        xa.store(5, mine.clone()).unwrap();
+
+        let reader = {
+            let xa = xa.clone();
+            thread::spawn(move || {
+                let g = pin();
+                if let Some(p) = xa.load(5, &g) {
+                    // SAFETY: loom checks this read against the reuse below.
+                    let v = p.0.with(|v| unsafe { *v });
+                    assert_eq!(v, 7, "read the reused value while pinned");
+                }
+            })
+        };
+
+        let mut w = xa.lock();
+        let unlinked = w.take(5).expect("present");
+        drop(w);
+        // SAFETY: `mine` is the other reference, and it is written to only
+        // after the deferred flag below was set.
+        let (tree_ref, nodes) = unsafe { unlinked.into_arc() };
+        drop(tree_ref);
+        let flag = Arc::new(AtomicBool::new(false));
+        {
+            let g = pin();
+            nodes.defer(&g);
+            let set = flag.clone();
+            g.defer(move || set.store(true, std::sync::atomic::Ordering::Release));
+            g.flush();
+        }
+        // Wait for the grace period the way `alloc` does: look, and if not
+        // yet, let the collector advance.
+        loop {
+            if flag.load(std::sync::atomic::Ordering::Acquire) {
+                // SAFETY: loom checks this write against the reader's read.
+                mine.0.with_mut(|v| unsafe { *v = 8 });
+                break;
+            }
+            pin().flush();
+            thread::yield_now();
+        }
+        reader.join().unwrap();
+        drop(xa);
+        drain();
+    });
+}
