@@ -678,6 +678,10 @@ impl Drop for Retire<'_> {
 
 /// The shrinker registry: one IDR of shrinkers over one memcg tree, and the
 /// single `shrink_slab`. Cheap to clone (clones share the registry).
+///
+/// It lives as long as a clone or a shrinker handle does: handles carry no
+/// count of their own, the registry holds itself while any shrinker is
+/// allocated. (So a handle passed to `mem::forget` keeps it alive for good.)
 #[derive(Clone)]
 pub struct Registry {
     shared: Arc<Shared>,
