@@ -235,7 +235,8 @@ impl std::error::Error for FreeError {}
 /// The user's callbacks, inline in the shrinker when they fit in two words
 /// (an `Arc` to a cache, a pair of captureless closures): a walk then reads
 /// them from the shrinker's own cache lines instead of chasing a box, and a
-/// registration allocates nothing for them.
+/// registration allocates nothing for them. Larger ones are boxed, and the
+/// `Box` is what is stored inline.
 type ShrinkBox = smallbox::SmallBox<dyn Shrink, smallbox::space::S2>;
 
 const ALLOCATED: u8 = 0;
@@ -841,7 +842,16 @@ impl Registry {
             // As in the kernel: without memcgs a memcg-aware shrinker is global.
             flags = flags.without(ShrinkerFlags::MEMCG_AWARE);
         }
-        let shrink: ShrinkBox = smallbox::smallbox!(shrink);
+        // Larger callbacks go into a `Box` first, itself stored inline: a
+        // `Box` frees its memory even when the callbacks' `Drop` panics, which
+        // a heap-backed `SmallBox` would leak.
+        let fits = std::mem::size_of::<S>() <= std::mem::size_of::<smallbox::space::S2>()
+            && std::mem::align_of::<S>() <= std::mem::align_of::<smallbox::space::S2>();
+        let shrink: ShrinkBox = if fits {
+            smallbox::smallbox!(shrink)
+        } else {
+            smallbox::smallbox!(Box::new(shrink))
+        };
         // The IDR's own lock is the registry's writer lock: one lock, not a
         // registry mutex wrapped around the tree's. It also guards the cache
         // of retired shrinkers whose memory is reused here.

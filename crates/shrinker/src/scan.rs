@@ -72,6 +72,15 @@ impl<T: Shrink + ?Sized> Shrink for std::sync::Arc<T> {
     }
 }
 
+impl<T: Shrink + ?Sized> Shrink for Box<T> {
+    fn count_objects(&self, sc: &ShrinkControl<'_>) -> Count {
+        (**self).count_objects(sc)
+    }
+    fn scan_objects(&self, sc: &mut ShrinkControl<'_>) -> Scan {
+        (**self).scan_objects(sc)
+    }
+}
+
 /// A [`Shrink`] made of two closures; see [`from_fns`].
 pub struct FnShrink<C, S> {
     count: C,
