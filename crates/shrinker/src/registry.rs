@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
 use unishrink_shrinker_info::{DeferredSlot, InfoError, ShrinkerInfo};
-use unishrink_xarray::{pin, AllocError, Guard, RetiredNodes, XArray};
+use unishrink_xarray::{pin, AllocError, Guard, RetiredNodes, Unlinked, XArray, XaLock};
 
 use crate::refcount::ActiveRef;
 use crate::scan::{
@@ -1216,6 +1216,10 @@ impl Registry {
     #[inline]
     fn put(&self, s: &ShrinkerInner) {
         if s.active.put() && s.free_on_last_put.load(Ordering::Acquire) {
+            // The handle is gone, so once unpublished `s` lives only as long
+            // as the IDR's deferred drop waits: this pin keeps it alive
+            // through `drop_shrink` (the walk is unpinned around callbacks).
+            let _alive = pin();
             self.unpublish(s);
             // SAFETY: the count just reached zero and the handle is gone
             // (it was dropped inside a callback, asking us to finish).
@@ -1229,20 +1233,31 @@ impl Registry {
     /// May free the registry (see [`IdrState::keepalive`]): callers must not
     /// touch `self` afterwards unless they hold a counted `Registry`.
     fn unpublish(&self, s: &ShrinkerInner) {
-        let id = u64::from(s.id().0);
-        // One pin, taken before the lock (see `XArray::lock`): the lookup
-        // under the lock needs none, only the deferred drop does.
-        let guard = pin();
         let mut idr = self.shared.idr.lock();
-        let mut last = None;
-        if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, s)) {
-            idr.remove(id, &guard);
-            let empty = idr.is_empty();
-            last = idr.state().release_if_empty(empty);
-        }
+        let taken = Self::take_ours(&mut idr, s);
         drop(idr);
-        drop(guard);
-        drop(last);
+        if let Some((unlinked, last)) = taken {
+            // Pinned after the unlock (see `XArray::lock`); the drop is still
+            // deferred after the unlink.
+            unlinked.defer_drop(&pin());
+            drop(last); // the very last touch of the registry
+        }
+    }
+
+    /// Unlinks `s` from the IDR if it is still there (nothing else removes a
+    /// shrinker, but the check keeps a stray call harmless), and takes the
+    /// keepalive if the IDR is now empty. Writer lock held; needs no pin.
+    fn take_ours(
+        idr: &mut XaLock<'_, ShrinkerInner, IdrState>,
+        s: &ShrinkerInner,
+    ) -> Option<(Unlinked<ShrinkerInner>, Option<Registry>)> {
+        let id = u64::from(s.id().0);
+        if !idr.load(id).is_some_and(|cur| std::ptr::eq(cur, s)) {
+            return None;
+        }
+        let unlinked = idr.take(id).expect("loaded just above");
+        let empty = idr.is_empty();
+        Some((unlinked, idr.state().release_if_empty(empty)))
     }
 
     /// Unpublishes `s`, whose callbacks are gone, and parks its memory in
@@ -1250,26 +1265,25 @@ impl Registry {
     ///
     /// May free the registry, as `unpublish`.
     fn retire(&self, s: Arc<ShrinkerInner>) {
-        let id = u64::from(s.id().0);
         // No pin: `take` defers nothing (see `AfterPark::run`).
         let mut idr = self.shared.idr.lock();
-        let (after, nodes, last) = if idr.load(id).is_some_and(|cur| std::ptr::eq(cur, &*s)) {
-            let unlinked = idr.take(id).expect("loaded just above");
-            // SAFETY: the tree's reference may go now: `s`, the other one, is
-            // parked and given up only after its batch's grace period
-            // (`ShellCache`), or when the registry itself is dropped, when no
-            // walk, hence no reader of its IDR, can exist.
-            let (tree_ref, nodes) = unsafe { unlinked.into_arc() };
-            drop(tree_ref);
-            let empty = idr.is_empty();
-            let st = idr.state();
-            (st.shells.park(s), nodes, st.release_if_empty(empty))
-        } else {
-            let after = AfterPark {
-                drop: Some(s),
-                ..AfterPark::default()
-            };
-            (after, RetiredNodes::default(), None)
+        let (after, nodes, last) = match Self::take_ours(&mut idr, &s) {
+            Some((unlinked, last)) => {
+                // SAFETY: the tree's reference may go now: `s`, the other one,
+                // is parked and given up only after its batch's grace period
+                // (`ShellCache`), or when the registry itself is dropped, when
+                // no walk, hence no reader of its IDR, can exist.
+                let (tree_ref, nodes) = unsafe { unlinked.into_arc() };
+                drop(tree_ref);
+                (idr.state().shells.park(s), nodes, last)
+            }
+            None => {
+                let after = AfterPark {
+                    drop: Some(s),
+                    ..AfterPark::default()
+                };
+                (after, RetiredNodes::default(), None)
+            }
         };
         drop(idr);
         after.run(nodes); // pins (outside the lock) only if it must defer
