@@ -112,7 +112,14 @@ pub trait Callbacks: Send + Sync {
     fn scan_objects(&self, sc: &mut ShrinkCtl) -> Scan;
 }
 
-struct FnCallbacks<C, S>(C, S);
+/// Callbacks made of two closures; see [`from_fns`].
+pub struct FnCallbacks<C, S>(C, S);
+
+impl<C, S> fmt::Debug for FnCallbacks<C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnCallbacks")
+    }
+}
 
 impl<C, S> Callbacks for FnCallbacks<C, S>
 where
@@ -131,7 +138,7 @@ where
 /// [`ShrinkCtl::memcg`]): counts `Empty` once drained, frees what it is asked
 /// to, and reports nothing for any other memcg. The drop_caches workload's
 /// per-memcg shrinker.
-pub fn memcg_cache(memcg: usize, n: u64) -> Arc<dyn Callbacks> {
+pub fn memcg_cache(memcg: usize, n: u64) -> Arc<impl Callbacks> {
     let left = Arc::new(std::sync::atomic::AtomicU64::new(n));
     let l2 = left.clone();
     from_fns(
@@ -156,13 +163,34 @@ pub fn memcg_cache(memcg: usize, n: u64) -> Arc<dyn Callbacks> {
     )
 }
 
-/// Callbacks from two closures.
-pub fn from_fns<C, S>(count: C, scan: S) -> Arc<dyn Callbacks>
+/// Callbacks from two closures. The result is typed so that a design can
+/// call them without a second dynamic dispatch ([`Design::register`]); it
+/// coerces to `Arc<dyn Callbacks>` where one is wanted.
+pub fn from_fns<C, S>(count: C, scan: S) -> Arc<FnCallbacks<C, S>>
 where
     C: Fn(&ShrinkCtl) -> Count + Send + Sync + 'static,
     S: Fn(&mut ShrinkCtl) -> Scan + Send + Sync + 'static,
 {
     Arc::new(FnCallbacks(count, scan))
+}
+
+/// `Arc<C>` to `Arc<dyn Callbacks>`, for every sized `C` and for
+/// `dyn Callbacks` itself, so [`Design::register`] takes both.
+pub trait IntoDynCallbacks: Callbacks + 'static {
+    /// Erase the type (a no-op for `dyn Callbacks`).
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Callbacks>;
+}
+
+impl<T: Callbacks + 'static> IntoDynCallbacks for T {
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Callbacks> {
+        self
+    }
+}
+
+impl IntoDynCallbacks for dyn Callbacks {
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Callbacks> {
+        self
+    }
 }
 
 /// Static description of a shrinker (name, flags, seeks, batch).
@@ -280,10 +308,17 @@ pub trait Design: Send + Sync + Sized + 'static {
     /// The id a callback sees in [`ShrinkCtl::memcg`] for this memcg.
     fn memcg_id(&self, memcg: &Self::Memcg) -> usize;
     /// Allocate and register a shrinker (both steps: `alloc` + `register`).
-    fn register(
+    ///
+    /// Generic so that every design calls the callbacks through exactly one
+    /// dynamic dispatch, as the kernel calls `shrinker->count_objects`: the
+    /// baselines erase `C` into their `Arc<dyn Callbacks>`; `unified` wraps
+    /// the typed `Arc<C>` in its adapter, which the registry stores as its
+    /// own trait object (with `C = dyn Callbacks` that adapter would add a
+    /// second dispatch, so the workloads pass typed callbacks).
+    fn register<C: IntoDynCallbacks + ?Sized>(
         &self,
         spec: &ShrinkerSpec,
-        cb: Arc<dyn Callbacks>,
+        cb: Arc<C>,
     ) -> Result<Self::Shrinker, Error>;
     /// The shrinker's id, if this design gave it one.
     fn shrinker_id(&self, s: &Self::Shrinker) -> Option<usize>;

@@ -25,7 +25,7 @@ use parking_lot::RwLock;
 use crate::memcg::Memcg;
 use crate::registrar::Registrar;
 use crate::scan::{Core, Outcome};
-use crate::{check_args, Callbacks, Design, DesignConfig, Error, ShrinkerSpec};
+use crate::{check_args, Design, DesignConfig, Error, IntoDynCallbacks, ShrinkerSpec};
 
 struct RwShrinker {
     core: Core,
@@ -184,13 +184,17 @@ impl Design for Rwsem {
         memcg.id()
     }
 
-    fn register(&self, spec: &ShrinkerSpec, cb: Arc<dyn Callbacks>) -> Result<RwHandle, Error> {
+    fn register<C: IntoDynCallbacks + ?Sized>(
+        &self,
+        spec: &ShrinkerSpec,
+        cb: Arc<C>,
+    ) -> Result<RwHandle, Error> {
         // prealloc_shrinker: id and shrinker_info growth under the write lock.
         let s = {
             let mut st = self.lock.write();
             let id = st.reg.alloc_id(spec.memcg_aware)?;
             let s = Arc::new(RwShrinker {
-                core: Core::new(spec, cb, id, self.nr_nodes),
+                core: Core::new(spec, cb.into_dyn(), id, self.nr_nodes),
                 pos: AtomicUsize::new(0),
             });
             if let Some(id) = id {

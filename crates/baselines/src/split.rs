@@ -29,7 +29,7 @@ use crate::refs::Refs;
 use crate::registrar::Registrar;
 use crate::scan::{Core, Outcome};
 use crate::table::IdTable;
-use crate::{check_args, Callbacks, Design, DesignConfig, Error, ShrinkerSpec};
+use crate::{check_args, Design, DesignConfig, Error, IntoDynCallbacks, ShrinkerSpec};
 
 pub(crate) struct SplitShrinker {
     core: Core,
@@ -206,12 +206,16 @@ impl Design for Split {
         memcg.id()
     }
 
-    fn register(&self, spec: &ShrinkerSpec, cb: Arc<dyn Callbacks>) -> Result<SplitHandle, Error> {
+    fn register<C: IntoDynCallbacks + ?Sized>(
+        &self,
+        spec: &ShrinkerSpec,
+        cb: Arc<C>,
+    ) -> Result<SplitHandle, Error> {
         // shrinker_alloc: id, info growth and IDR insert under the mutex.
         let node = {
             let mut w = self.mutex.lock();
             let id = w.reg.alloc_id(spec.memcg_aware)?;
-            let core = Core::new(spec, cb, id, self.nr_nodes);
+            let core = Core::new(spec, cb.into_dyn(), id, self.nr_nodes);
             let node = Node::alloc(SplitShrinker {
                 core,
                 refs: Refs::default(),

@@ -22,7 +22,7 @@ use crate::registrar::Registrar;
 use crate::scan::{Core, Outcome};
 use crate::srcu_lock::Srcu as SrcuLock;
 use crate::table::IdTable;
-use crate::{check_args, Callbacks, Design, DesignConfig, Error, ShrinkerSpec};
+use crate::{check_args, Design, DesignConfig, Error, IntoDynCallbacks, ShrinkerSpec};
 
 pub(crate) struct SrcuShrinker {
     core: Core,
@@ -181,11 +181,15 @@ impl Design for Srcu {
         memcg.id()
     }
 
-    fn register(&self, spec: &ShrinkerSpec, cb: Arc<dyn Callbacks>) -> Result<SrcuHandle, Error> {
+    fn register<C: IntoDynCallbacks + ?Sized>(
+        &self,
+        spec: &ShrinkerSpec,
+        cb: Arc<C>,
+    ) -> Result<SrcuHandle, Error> {
         let node = {
             let mut w = self.mutex.lock();
             let id = w.reg.alloc_id(spec.memcg_aware)?;
-            let core = Core::new(spec, cb, id, self.nr_nodes);
+            let core = Core::new(spec, cb.into_dyn(), id, self.nr_nodes);
             let node = Node::alloc(SrcuShrinker {
                 core,
                 registered: AtomicBool::new(false),

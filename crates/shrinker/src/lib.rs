@@ -25,11 +25,12 @@
 //! 1. [`Registry::alloc`] takes the lowest free id and grows every memcg's
 //!    shrinker_info if needed (a failure releases the id and is returned).
 //! 2. [`AllocatedShrinker::register`] sets the *active* count to 1.
-//! 3. A walker pins once per walk; for each set bit it loads the shrinker by
-//!    id and calls `try_get` (increment unless zero); it then unpins around
-//!    the callbacks (`repin_after`: they may block, and a held pin would stall
-//!    every thread's reclamation), and `put`s through a guard that also runs
-//!    on unwind.
+//! 3. For each set bit a walker pins, loads the shrinker by id and calls
+//!    `try_get` (increment unless zero), then unpins before the callbacks
+//!    (they may block, and a held pin would stall every thread's
+//!    reclamation) and `put`s through a guard that also runs on unwind: the
+//!    kernel's `rcu_read_lock` around `idr_find` + `shrinker_try_get`. The
+//!    bitmap itself needs no pin; the walk holds its array (arc-swap).
 //! 4. [`RegisteredShrinker::free`] marks the shrinker dying, drops the initial
 //!    reference, **waits** until the count is zero, drops the callbacks, then
 //!    erases the id from the IDR and parks the shrinker's memory (a *shell*)

@@ -985,12 +985,15 @@ impl Registry {
         let kmem = self.shared.tree.kmem_enabled();
         // Asked once per walk; a subscriber installed mid-walk sees the next one.
         let tracing = crate::trace::enabled();
-        // One pin for the walk; each visit unpins around the callbacks
-        // (`repin_after`), as the kernel drops rcu_read_lock around
-        // do_shrink_slab. Cheaper than pinning per id.
-        let mut guard = pin();
+        // A pin per id, held only for the IDR lookup and `try_get`, then
+        // dropped before the callbacks run: the kernel's rcu_read_lock around
+        // idr_find + shrinker_try_get. (One pin for the whole walk, dropped
+        // and retaken around each visit, costs a locked operation more per
+        // walk: the retake after the last visit.) The bitmap needs no pin:
+        // `bits` holds its array.
         let (mut visited, mut freed) = (0usize, 0u64);
         while let Some(id) = bits.next() {
+            let guard = pin();
             // SAFETY: `guard` comes from `pin()`, the default collector.
             let Some(s) = (unsafe { self.shared.idr.load_unchecked(id as u64, &guard) }) else {
                 self.clear_and_recheck(info, memcg, nid, id, &guard);
@@ -1022,33 +1025,38 @@ impl Registry {
                 continue;
             }
             let ptr: *const ShrinkerInner = s;
+            drop(guard);
             let deferred = bits.deferred_slot(id);
-            // The closure returns what it freed rather than updating `report`
-            // through a reference: the running totals then stay in registers.
-            freed = freed.saturating_add(guard.repin_after(|| {
-                // SAFETY: try_get succeeded, so the active count is > 0 until
-                // `visit` puts it back. A shrinker is erased from the IDR (and its
-                // memory handed to the epoch collector) only after its count
-                // reached zero (`RegisteredShrinker::free` waits for it; the
-                // async path unpublishes at the last put), so the IDR's strong
-                // reference keeps `*ptr` alive while we hold the count, even
-                // while unpinned. Checked by tests/lifecycle.rs and the loom
-                // model tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
-                let visit = Visit {
-                    reg: self,
-                    s: unsafe { &*ptr },
-                };
-                let target = Target {
-                    memcg,
-                    nid,
-                    priority,
-                    tracing,
-                };
-                self.shrink_one(visit.s, info, &deferred, target, &mut report)
-            }));
+            // SAFETY: try_get succeeded, so the active count is > 0 until
+            // `visit` puts it back. A shrinker is erased from the IDR (and its
+            // memory handed to the epoch collector) only after its count
+            // reached zero (`RegisteredShrinker::free` waits for it; the
+            // async path unpublishes at the last put), so the IDR's strong
+            // reference keeps `*ptr` alive while we hold the count, although
+            // we are not pinned. Checked by tests/lifecycle.rs and the loom
+            // model tests/loom_lifecycle.rs, and under ASan by tests/stress.rs.
+            let visit = Visit {
+                reg: self,
+                s: unsafe { &*ptr },
+            };
+            let target = Target {
+                memcg,
+                nid,
+                priority,
+                tracing,
+            };
+            // Returns what it freed rather than updating `report`: the
+            // running totals then stay in registers.
+            freed = freed.saturating_add(self.shrink_one(
+                visit.s,
+                info,
+                &deferred,
+                target,
+                &mut report,
+            ));
+            drop(visit);
             visited += 1;
         }
-        drop(guard);
         report.visited = visited;
         report.freed = freed;
         Ok(report)
