@@ -153,7 +153,7 @@ impl Design for Unified {
         if spec.numa_aware {
             flags = flags | ShrinkerFlags::NUMA_AWARE;
         }
-        let cfg = ShrinkerConfig::new(spec.name.clone())
+        let cfg = ShrinkerConfig::new(spec.name.as_str())
             .flags(flags)
             .seeks(spec.seeks)
             .batch(spec.batch);

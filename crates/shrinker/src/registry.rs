@@ -1,5 +1,6 @@
 //! The registry: the IDR of shrinkers, their lifecycle, and `shrink_slab`.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -83,10 +84,14 @@ impl fmt::Debug for ShrinkerFlags {
 }
 
 /// How a shrinker is configured: name, flags, seeks, batch.
+///
+/// The name is borrowed or owned ([`Cow`]): [`Registry::alloc`] copies it
+/// into the shrinker, into the buffer of a reused one when it can, so a
+/// `&str` name costs no allocation per registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShrinkerConfig {
+pub struct ShrinkerConfig<'a> {
     /// Name shown in debug views and traces (the kernel's `name-id`).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Flags.
     pub flags: ShrinkerFlags,
     /// Cost to recreate an object (default 2; 0 = free half of freeable).
@@ -95,9 +100,9 @@ pub struct ShrinkerConfig {
     pub batch: u64,
 }
 
-impl ShrinkerConfig {
+impl<'a> ShrinkerConfig<'a> {
     /// A global shrinker with default seeks and batch.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Cow<'a, str>>) -> Self {
         Self {
             name: name.into(),
             flags: ShrinkerFlags::NONE,
@@ -279,10 +284,10 @@ pub(crate) struct ShrinkerInner {
 unsafe impl Sync for ShrinkerInner {}
 
 impl ShrinkerInner {
-    fn new(config: ShrinkerConfig, flags: ShrinkerFlags, shrink: ShrinkBox) -> Self {
+    fn new(config: ShrinkerConfig<'_>, flags: ShrinkerFlags, shrink: ShrinkBox) -> Self {
         ShrinkerInner {
             id: AtomicU32::new(u32::MAX),
-            name: config.name,
+            name: config.name.into_owned(),
             flags,
             params: ScanParams {
                 seeks: config.seeks,
@@ -299,7 +304,7 @@ impl ShrinkerInner {
 
     /// Turns a retired shell (from [`ShellCache`]) into a fresh allocated
     /// shrinker, keeping its allocation and its name's buffer.
-    fn reinit(&mut self, config: ShrinkerConfig, flags: ShrinkerFlags, shrink: ShrinkBox) {
+    fn reinit(&mut self, config: ShrinkerConfig<'_>, flags: ShrinkerFlags, shrink: ShrinkBox) {
         debug_assert!(self.shrink_dropped.load(Ordering::Relaxed));
         // `&mut self`: relaxed stores suffice (publication is the IDR's job).
         self.id.store(u32::MAX, Ordering::Relaxed);
@@ -384,7 +389,16 @@ thread_local! {
 
 fn in_own_callback(inner: &ShrinkerInner) -> bool {
     let me = inner as *const ShrinkerInner as usize;
-    IN_CALLBACK.with(Cell::get) == me || OUTER_CALLBACKS.with(|s| s.borrow().contains(&me))
+    match IN_CALLBACK.with(Cell::get) {
+        // Not in any callback (the common case): nothing further out either.
+        0 => false,
+        cur => cur == me || in_outer_callback(me),
+    }
+}
+
+#[cold]
+fn in_outer_callback(me: usize) -> bool {
+    OUTER_CALLBACKS.with(|s| s.borrow().contains(&me))
 }
 
 /// Marks this thread as inside `inner`'s callbacks until dropped. Scopes nest
@@ -636,7 +650,7 @@ struct ReadyShell(Arc<ShrinkerInner>);
 impl ReadyShell {
     fn reinit(
         self,
-        config: ShrinkerConfig,
+        config: ShrinkerConfig<'_>,
         flags: ShrinkerFlags,
         shrink: ShrinkBox,
     ) -> Arc<ShrinkerInner> {
@@ -834,7 +848,7 @@ impl Registry {
     /// until [`AllocatedShrinker::register`]. On failure the id is released.
     pub fn alloc<S: Shrink>(
         &self,
-        config: ShrinkerConfig,
+        config: ShrinkerConfig<'_>,
         shrink: S,
     ) -> Result<AllocatedShrinker, Error> {
         let mut flags = config.flags;

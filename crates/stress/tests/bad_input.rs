@@ -14,7 +14,7 @@ fn registry(max_id: u32) -> (Registry, Memcg) {
     (reg, root)
 }
 
-fn aware() -> ShrinkerConfig {
+fn aware() -> ShrinkerConfig<'static> {
     ShrinkerConfig::new("t").flags(ShrinkerFlags::MEMCG_AWARE)
 }
 

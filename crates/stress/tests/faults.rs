@@ -17,7 +17,7 @@ fn registry() -> (Registry, Memcg) {
     (reg, root)
 }
 
-fn aware() -> ShrinkerConfig {
+fn aware() -> ShrinkerConfig<'static> {
     ShrinkerConfig::new("t").flags(ShrinkerFlags::MEMCG_AWARE | ShrinkerFlags::NUMA_AWARE)
 }
 
