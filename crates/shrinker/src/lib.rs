@@ -37,7 +37,7 @@
 //!    in the registry's shell cache, under the same lock.
 //! 5. A later [`Registry::alloc`] reuses the oldest parked shell once its
 //!    grace period is over, rewriting it in place. Shells wait in batches of
-//!    64 behind one deferred function of crossbeam-epoch, which sets the
+//!    256 behind one deferred function of crossbeam-epoch, which sets the
 //!    batch's flag after a grace period that covers every unlink of the
 //!    batch; a free pins only when it closes a batch. The kernel keeps
 //!    shrinkers in a slab cache for the same reason: crossbeam-epoch runs
@@ -45,8 +45,10 @@
 //!    walker), and one deferred free per shrinker left the registering
 //!    thread's allocator cache empty on every cycle and pulled each freed
 //!    shrinker's cache line to the walker, which halved the registration
-//!    rate while reclaim ran. At most 512 shells are parked
-//!    ([`Registry::parked_shells`]).
+//!    rate while reclaim ran. Each sealed batch costs the walker one flag
+//!    store and the freeing thread one bag flush, whose allocation the
+//!    collecting thread frees, so batches are large. At most 1,024 shells
+//!    (~150 KiB) are parked ([`Registry::parked_shells`]).
 //!
 //! # Invariants
 //!

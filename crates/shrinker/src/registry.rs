@@ -508,7 +508,7 @@ impl IdrState {
 /// its shells, and `alloc` rewrites the oldest one in place, name buffer
 /// included. The walker thus runs one flag store per batch and never touches
 /// a shell, and a free pins only when it seals a batch (`take` needs no
-/// guard), so registration meets the epoch collector once per 64 frees.
+/// guard), so registration meets the epoch collector once per 256 frees.
 /// (A batch that never fills is never reused; its shells go with the
 /// registry.)
 ///
@@ -527,17 +527,27 @@ struct ShellCache {
     /// The open batch, and how many shells joined it.
     open: u64,
     open_len: usize,
+    /// Flags of done batches, for the next seals. A fresh flag per batch
+    /// would be freed by whichever thread drops the deferred function's
+    /// clone last, usually the walker: a cross-thread free per batch.
+    spare_flags: Vec<Arc<AtomicBool>>,
 }
 
 impl ShellCache {
     /// Enough to cover a grace period even when the registering thread is
-    /// the only one pinning (it attempts an epoch advance every 128 pins, and
-    /// a deferred function needs two), plus a filling batch. Measured with
-    /// `examples/register_profile`. A shell is ~120 bytes plus its name, so
-    /// at most ~75 KiB stay parked.
-    const CAP: usize = 512;
-    /// Shells behind one deferred function: one bag of crossbeam-epoch's.
-    const BATCH: usize = 64;
+    /// the only one pinning (each seal's flush attempts an epoch advance,
+    /// and a deferred function needs two), plus a filling batch: four
+    /// batches. Measured with `examples/register_profile`. A shell is ~120
+    /// bytes plus its name, so at most ~150 KiB stay parked.
+    const CAP: usize = 1024;
+    /// Shells behind one deferred function. Each seal flushes the thread's
+    /// bag, which allocates a ~2 KiB sealed bag that the collecting thread
+    /// (the walker, under reclaim) frees: past the allocator's thread cache,
+    /// so it costs both threads. 64 shells per batch cost the registration
+    /// rate under reclaim ~10% more than 256 (`register_profile`).
+    const BATCH: usize = 256;
+    /// Done batches' flags kept for reuse.
+    const SPARE_FLAGS: usize = 8;
 
     /// Moves `done_below` past the batches whose flag is set, in order (they
     /// may complete out of order; this only looks at the oldest).
@@ -549,7 +559,12 @@ impl ShellCache {
                 break;
             }
             self.done_below = n + 1;
-            self.in_flight.pop_front();
+            let (_, flag) = self.in_flight.pop_front().expect("just seen");
+            // Its deferred function has stored to it and will not again
+            // (it may still hold its clone for a moment; that only drops it).
+            if self.spare_flags.len() < Self::SPARE_FLAGS {
+                self.spare_flags.push(flag);
+            }
         }
     }
 
@@ -564,7 +579,14 @@ impl ShellCache {
             // The flag is registered now; its setter is deferred by the
             // caller after the unlock, which still follows every unlink of
             // the batch (they all happened under this lock, before).
-            let flag = Arc::new(AtomicBool::new(false));
+            let flag = match self.spare_flags.pop() {
+                Some(flag) => {
+                    // Ordered before the deferred store by the defer itself.
+                    flag.store(false, Ordering::Relaxed);
+                    flag
+                }
+                None => Arc::new(AtomicBool::new(false)),
+            };
             self.in_flight.push_back((self.open, flag.clone()));
             self.open += 1;
             self.open_len = 0;
@@ -1329,7 +1351,7 @@ impl Registry {
     }
 
     /// Number of freed shrinkers whose memory is parked for reuse by later
-    /// allocations (at most 512; see the registry's shell cache in the
+    /// allocations (at most 1,024; see the registry's shell cache in the
     /// crate docs). They count toward this registry's memory, not toward
     /// [`Registry::len`].
     pub fn parked_shells(&self) -> usize {
