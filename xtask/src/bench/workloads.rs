@@ -64,9 +64,11 @@ fn settle() {
     }
 }
 
-/// ns per call of `f`: the fastest of 7 samples filling `budget` (the
-/// machine is shared, so the minimum is the figure least polluted by other load).
-pub(crate) fn ns_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
+/// Samples per figure of [`ns_per_call`] and [`ns_per_call_each`].
+const SAMPLES: usize = 15;
+
+/// Iterations of `f` that take about `budget / SAMPLES`.
+fn calibrate(budget: Duration, f: &mut dyn FnMut()) -> u64 {
     let mut n: u64 = 1;
     let calib = loop {
         let t = Instant::now();
@@ -79,17 +81,37 @@ pub(crate) fn ns_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
         }
         n *= 2;
     };
-    let per_sample = budget.as_secs_f64() / 7.0;
-    let iters = ((per_sample / calib.max(1e-9)) as u64).max(1);
-    (0..7)
-        .map(|_| {
+    let per_sample = budget.as_secs_f64() / SAMPLES as f64;
+    ((per_sample / calib.max(1e-9)) as u64).max(1)
+}
+
+/// ns per call of `f`: the fastest of [`SAMPLES`] samples filling `budget`
+/// (the machine is shared, so the minimum is the figure least polluted by
+/// other load).
+pub(crate) fn ns_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
+    ns_per_call_each(budget, &mut [&mut f])[0]
+}
+
+/// [`ns_per_call`] of each closure, each with `budget`, their samples
+/// interleaved: figures compared with each other (a memcg and a root walk
+/// of one instance) then see the same spells of other load on this shared
+/// machine, and each figure's samples span the whole measurement instead
+/// of one slice of it. (Spells of ~20% slowdown lasting a few hundred ms
+/// are common here; a figure whose samples all fell into one was off by
+/// that much.)
+pub(crate) fn ns_per_call_each(budget: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let iters: Vec<u64> = fs.iter_mut().map(|f| calibrate(budget, &mut **f)).collect();
+    let mut best = vec![f64::INFINITY; fs.len()];
+    for _ in 0..SAMPLES {
+        for (i, f) in fs.iter_mut().enumerate() {
             let t = Instant::now();
-            for _ in 0..iters {
+            for _ in 0..iters[i] {
                 f();
             }
-            t.elapsed().as_secs_f64() * 1e9 / iters as f64
-        })
-        .fold(f64::INFINITY, f64::min)
+            best[i] = best[i].min(t.elapsed().as_secs_f64() * 1e9 / iters[i] as f64);
+        }
+    }
+    best
 }
 
 /// Workload 1 (traversal): `map_nr_max` shrinkers allocated, all but `set_bits` of them
@@ -162,11 +184,8 @@ pub(crate) fn traversal<D: Design>(
                 d.set_shrinker_bit(&root, 0, h).map_err(e)?;
             }
             settle();
-            for (target, mc) in [("memcg", &child), ("root", &root)] {
-                prog.step(&format!(
-                    "traversal {} {target} map_nr_max={m} set_bits={sb}",
-                    d.name()
-                ));
+            let targets = [("memcg", &child), ("root", &root)];
+            for (target, mc) in targets {
                 // Check the walk visits exactly the survivors before timing it.
                 let before = visits.load(Ordering::Relaxed);
                 d.shrink_slab(mc, 0, WALK_PRIORITY).map_err(e)?;
@@ -177,12 +196,24 @@ pub(crate) fn traversal<D: Design>(
                         d.name()
                     ));
                 }
-                let ns = ns_per_call(p.measure, || {
-                    black_box(d.shrink_slab(mc, 0, WALK_PRIORITY).ok());
-                });
+            }
+            prog.step(&format!(
+                "traversal {} memcg+root map_nr_max={m} set_bits={sb}",
+                d.name()
+            ));
+            let (mut walk_memcg, mut walk_root) = (
+                || {
+                    black_box(d.shrink_slab(&child, 0, WALK_PRIORITY).ok());
+                },
+                || {
+                    black_box(d.shrink_slab(&root, 0, WALK_PRIORITY).ok());
+                },
+            );
+            let ns = ns_per_call_each(p.measure, &mut [&mut walk_memcg, &mut walk_root]);
+            for ((target, _), ns) in targets.iter().zip(ns) {
                 out.push(Traversal {
                     design: d.name().into(),
-                    target: target.into(),
+                    target: (*target).into(),
                     map_nr_max: m,
                     set_bits: sb,
                     ns_per_call: ns,
