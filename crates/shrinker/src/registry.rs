@@ -686,22 +686,52 @@ impl ReadyShell {
     }
 }
 
+/// A handle's pointer to its shrinker, holding no reference count: the
+/// IDR's reference keeps the shrinker alive from `alloc` until the handle
+/// retires it, and nothing else takes it out of the IDR while the handle
+/// lives (a walk unpublishes only a shrinker whose handle was dropped inside
+/// its own callback, i.e. is gone). A count of its own would cost every
+/// registration two locked operations, an increment at `alloc` and a
+/// decrement at `free`.
+#[derive(Clone, Copy)]
+struct HandleRef(std::ptr::NonNull<ShrinkerInner>);
+
+// SAFETY: a shared pointer to a `ShrinkerInner`, which is `Send + Sync`
+// (atomics, and callbacks that are `Send + Sync`); see the type's docs for
+// why it stays valid.
+unsafe impl Send for HandleRef {}
+// SAFETY: as above.
+unsafe impl Sync for HandleRef {}
+
+impl HandleRef {
+    fn new(inner: &Arc<ShrinkerInner>) -> Self {
+        Self(std::ptr::NonNull::from(&**inner))
+    }
+
+    fn get(&self) -> &ShrinkerInner {
+        // SAFETY: the IDR holds a strong reference while the handle (or the
+        // `Retire` it turned into) exists; see the type's docs. Checked by
+        // tests/lifecycle.rs and shell_reuse.rs under AddressSanitizer.
+        unsafe { self.0.as_ref() }
+    }
+}
+
 /// Retires a dead shrinker when dropped: after its callbacks are dropped, or
 /// if dropping them panics (the shrinker is unpublished all the same).
 struct Retire<'r> {
     registry: &'r Registry,
-    inner: Option<Arc<ShrinkerInner>>,
+    inner: Option<HandleRef>,
 }
 
 impl<'r> Retire<'r> {
-    fn new(registry: &'r Registry, inner: Arc<ShrinkerInner>) -> Self {
+    fn new(registry: &'r Registry, inner: HandleRef) -> Self {
         Self {
             registry,
             inner: Some(inner),
         }
     }
     fn inner(&self) -> &ShrinkerInner {
-        self.inner.as_deref().expect("present until dropped")
+        self.inner.as_ref().expect("present until dropped").get()
     }
 }
 
@@ -898,12 +928,15 @@ impl Registry {
         };
         #[cfg(feature = "fault-injection")]
         self.shared.faults.idr_alloc()?;
+        let handle = HandleRef::new(&inner);
         let id = idr
-            .alloc(inner.clone(), 0..=u64::from(self.shared.max_id))
+            .alloc(inner, 0..=u64::from(self.shared.max_id))
             .map_err(|e| match e {
                 AllocError::Full | AllocError::EmptyRange => Error::IdSpaceExhausted,
                 _ => Error::OutOfMemory,
             })?;
+        // The IDR holds it now, and we hold the IDR's lock.
+        let inner = handle.get();
         inner.id.store(id as u32, Ordering::Relaxed);
         #[cfg(feature = "fault-injection")]
         let injected = self
@@ -923,7 +956,7 @@ impl Registry {
                 // The sticky root bit is set now, while failure can still be
                 // reported; walkers skip a shrinker that is only allocated.
                 match self.shared.tree.root() {
-                    Some(root) if !inner.memcg_aware() => Self::set_sticky(root, &inner),
+                    Some(root) if !inner.memcg_aware() => Self::set_sticky(root, inner),
                     _ => Ok(()),
                 }
             });
@@ -945,7 +978,7 @@ impl Registry {
         }
         drop(idr);
         Ok(AllocatedShrinker {
-            inner: Some(inner),
+            inner: Some(handle),
             registry: self.uncounted(),
         })
     }
@@ -1308,25 +1341,24 @@ impl Registry {
     /// the shell cache, all under one lock. See [`ShellCache`].
     ///
     /// May free the registry, as `unpublish`.
-    fn retire(&self, s: Arc<ShrinkerInner>) {
+    fn retire(&self, s: HandleRef) {
         // No pin: `take` defers nothing (see `AfterPark::run`).
         let mut idr = self.shared.idr.lock();
-        let (after, nodes, last) = match Self::take_ours(&mut idr, &s) {
+        // A handle's shrinker is in the IDR until its handle retires it
+        // (`HandleRef`), so this finds it.
+        let (after, nodes, last) = match Self::take_ours(&mut idr, s.get()) {
             Some((unlinked, last)) => {
-                // SAFETY: the tree's reference may go now: `s`, the other one,
-                // is parked and given up only after its batch's grace period
+                // SAFETY: the tree's reference leaves the tree without a
+                // grace period, into the shell cache, which gives it up (or
+                // reuses the memory) only after its batch's grace period
                 // (`ShellCache`), or when the registry itself is dropped, when
                 // no walk, hence no reader of its IDR, can exist.
                 let (tree_ref, nodes) = unsafe { unlinked.into_arc() };
-                drop(tree_ref);
-                (idr.state().shells.park(s), nodes, last)
+                (idr.state().shells.park(tree_ref), nodes, last)
             }
             None => {
-                let after = AfterPark {
-                    drop: Some(s),
-                    ..AfterPark::default()
-                };
-                (after, RetiredNodes::default(), None)
+                debug_assert!(false, "a retiring handle's shrinker is not in the IDR");
+                (AfterPark::default(), RetiredNodes::default(), None)
             }
         };
         drop(idr);
@@ -1555,7 +1587,7 @@ macro_rules! handle_accessors {
 
         impl $handle {
             fn inner(&self) -> &ShrinkerInner {
-                self.inner.as_deref().expect("present until consumed")
+                self.inner.as_ref().expect("present until consumed").get()
             }
 
             /// The id.
@@ -1587,7 +1619,7 @@ handle_accessors!(RegisteredShrinker);
 /// A shrinker with an id that is not called yet. Register it with
 /// [`AllocatedShrinker::register`]; dropping it releases the id.
 pub struct AllocatedShrinker {
-    inner: Option<Arc<ShrinkerInner>>,
+    inner: Option<HandleRef>,
     /// Uncounted (see `Registry::uncounted`): valid while the shrinker is published.
     registry: ManuallyDrop<Registry>,
 }
@@ -1598,10 +1630,11 @@ impl AllocatedShrinker {
         // Moves the registry handle over instead of cloning it: a clone and a
         // drop are two locked operations on every registration.
         let mut this = ManuallyDrop::new(self);
-        let inner = this.inner.take().expect("present until consumed");
+        let handle = this.inner.take().expect("present until consumed");
         // SAFETY: `this` is never dropped nor used again, so the registry is
         // moved out exactly once.
         let registry = unsafe { std::ptr::read(&this.registry) };
+        let inner = handle.get();
         // No lock: the sticky root bit was set by `alloc` (or is set by
         // `online_root`, which does not look at registration), and walkers
         // only need the count before the state.
@@ -1609,7 +1642,7 @@ impl AllocatedShrinker {
         // Release: a walker that sees REGISTERED sees the count too.
         inner.state.store(REGISTERED, Ordering::Release);
         RegisteredShrinker {
-            inner: Some(inner),
+            inner: Some(handle),
             registry,
         }
     }
@@ -1617,9 +1650,9 @@ impl AllocatedShrinker {
 
 impl Drop for AllocatedShrinker {
     fn drop(&mut self) {
-        if let Some(inner) = self.inner.take() {
-            inner.state.store(DYING, Ordering::Release);
-            let retire = Retire::new(&self.registry, inner);
+        if let Some(handle) = self.inner.take() {
+            handle.get().state.store(DYING, Ordering::Release);
+            let retire = Retire::new(&self.registry, handle);
             // SAFETY: never registered, so the count is zero and no walk ever
             // held a reference; this was the only handle.
             unsafe { retire.inner().drop_shrink() };
@@ -1631,7 +1664,7 @@ impl Drop for AllocatedShrinker {
 /// it and waits until none of its callbacks runs; freeing twice cannot be
 /// written because `free` consumes the handle.
 pub struct RegisteredShrinker {
-    inner: Option<Arc<ShrinkerInner>>,
+    inner: Option<HandleRef>,
     /// Uncounted (see `Registry::uncounted`): valid while the shrinker is published.
     registry: ManuallyDrop<Registry>,
 }
@@ -1662,12 +1695,13 @@ impl RegisteredShrinker {
     }
 
     fn free_now(&mut self) {
-        let Some(inner) = self.inner.take() else {
+        let Some(handle) = self.inner.take() else {
             return;
         };
+        let inner = handle.get();
         inner.state.store(DYING, Ordering::Release);
         inner.active.release_initial();
-        let retire = Retire::new(&self.registry, inner);
+        let retire = Retire::new(&self.registry, handle);
         // SAFETY: the count is zero (terminal) and this was the handle.
         unsafe { retire.inner().drop_shrink() };
     }
@@ -1675,17 +1709,22 @@ impl RegisteredShrinker {
 
 impl Drop for RegisteredShrinker {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.as_deref() else {
+        let Some(handle) = self.inner else {
             return;
         };
-        if in_own_callback(inner) {
+        if in_own_callback(handle.get()) {
             // Waiting here would wait for ourselves: hand the unpublish to
             // whichever walk drops the last reference.
-            let inner = self.inner.take().expect("checked above");
+            self.inner = None;
+            // Once the count is put, a walk may unpublish the shrinker and
+            // the IDR's deferred drop may free it: this pin keeps it alive
+            // until we are done with it.
+            let _alive = pin();
+            let inner = handle.get();
             inner.state.store(DYING, Ordering::Release);
             inner.free_on_last_put.store(true, Ordering::Release);
             if inner.active.put() {
-                self.registry.unpublish(&inner);
+                self.registry.unpublish(inner);
                 // SAFETY: we dropped the last reference; the handle is gone.
                 unsafe { inner.drop_shrink() };
             }

@@ -2,7 +2,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -252,8 +252,25 @@ fn populated<D: Design>(make: &Make<D>) -> R<Populated<D>> {
     Ok((d, root, child, hs))
 }
 
+/// Samples per condition and round of the registration workload.
+const REG_SAMPLES: u32 = 5;
+
+/// What the registration workload's walker thread is asked to walk.
+enum WalkCmd {
+    /// The instance being registered on (the "reclaiming" condition).
+    Same,
+    /// A second instance, populated alike (the "elsewhere" reference).
+    Other,
+}
+
 /// Workload 2 (registration): alloc+register+free cycles per second with 100 other
 /// shrinkers registered, idle and while a reclaim thread walks continuously.
+///
+/// The three conditions (idle, reclaiming, walker on another instance)
+/// alternate in samples of `reg_time / REG_SAMPLES`, best of each kept, so
+/// that their ratio compares figures that saw the same spells of other load
+/// on this shared machine. Between its samples the walker thread blocks on a
+/// channel, so "idle" is idle.
 pub(crate) fn registration<D: Design>(
     make: &Make<D>,
     p: &Profile,
@@ -261,12 +278,13 @@ pub(crate) fn registration<D: Design>(
     out: &mut Vec<Registration>,
 ) -> R<()> {
     let (d, root, child, others) = populated(make)?;
+    let sample = p.reg_time / REG_SAMPLES;
     let cycles = |d: &D| -> R<f64> {
         let spec = memcg_spec();
         let cb = trivial();
         let t = Instant::now();
         let mut n = 0u64;
-        while t.elapsed() < p.reg_time {
+        while t.elapsed() < sample {
             for _ in 0..64 {
                 let h = d.register(&spec, cb.clone()).map_err(e)?;
                 d.free(h).map_err(e)?;
@@ -279,33 +297,65 @@ pub(crate) fn registration<D: Design>(
     // design, populated alike, that shares no data with the registering
     // thread, only the process (allocator, epoch collector).
     let (other, other_root, other_child, other_hs) = populated(make)?;
-    // Two alternating rounds, best of each: other load on the machine only lowers figures.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (cmd_tx, cmd_rx) = mpsc::channel::<WalkCmd>();
+    let (ack_tx, ack_rx) = mpsc::channel::<u64>();
+    let walker = {
+        let stop = stop.clone();
+        let (d, root, child) = (d.clone(), root.clone(), child.clone());
+        let (o, o_root, o_child) = (other.clone(), other_root.clone(), other_child.clone());
+        thread::spawn(move || {
+            for cmd in cmd_rx {
+                let (d, root, child) = match cmd {
+                    WalkCmd::Same => (&d, &root, &child),
+                    WalkCmd::Other => (&o, &o_root, &o_child),
+                };
+                let _ = ack_tx.send(0);
+                let mut walks = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(d.shrink_slab(child, 0, DEF_PRIORITY).ok());
+                    black_box(d.shrink_slab(root, 0, DEF_PRIORITY).ok());
+                    walks += 2;
+                }
+                let _ = ack_tx.send(walks);
+            }
+        })
+    };
+    let lost = || "registration: the walker thread died".to_string();
+    // One sample of `cycles` while the walker walks what `cmd` says.
+    let walked = |cmd: WalkCmd| -> R<(f64, u64)> {
+        stop.store(false, Ordering::Relaxed);
+        cmd_tx.send(cmd).map_err(|_| lost())?;
+        ack_rx.recv().map_err(|_| lost())?;
+        let ops = cycles(&d);
+        stop.store(true, Ordering::Relaxed);
+        let walks = ack_rx.recv().map_err(|_| lost())?;
+        Ok((ops?, walks))
+    };
     let (mut idle, mut busy, mut nwalks, mut elsewhere) = (0f64, 0f64, 0u64, 0f64);
+    // Two rounds of alternating samples, best of each condition: other load
+    // on the machine only lowers figures.
     for round in 0..2 {
         prog.step(&format!(
-            "registration {} idle (round {})",
+            "registration {}: idle / reclaiming / another instance reclaimed, \
+             {REG_SAMPLES} samples each (round {})",
             d.name(),
             round + 1
         ));
-        idle = idle.max(cycles(&d)?);
-        prog.step(&format!(
-            "registration {} reclaiming (round {})",
-            d.name(),
-            round + 1
-        ));
-        let (b, w) = reclaiming(&d, &root, &child, &cycles)?;
-        if b > busy {
-            busy = b;
-            nwalks = w;
+        for _ in 0..REG_SAMPLES {
+            idle = idle.max(cycles(&d)?);
+            let (b, w) = walked(WalkCmd::Same)?;
+            if b > busy {
+                busy = b;
+                nwalks = w;
+            }
+            elsewhere = elsewhere.max(walked(WalkCmd::Other)?.0);
         }
-        prog.step(&format!(
-            "registration {} while another instance is reclaimed (round {})",
-            d.name(),
-            round + 1
-        ));
-        let (b, _) = reclaiming(&other, &other_root, &other_child, &|_| cycles(&d))?;
-        elsewhere = elsewhere.max(b);
     }
+    drop(cmd_tx);
+    walker
+        .join()
+        .map_err(|_| "reclaim thread panicked".to_string())?;
     for h in others {
         d.free(h).map_err(e)?;
     }
@@ -320,37 +370,6 @@ pub(crate) fn registration<D: Design>(
         ops_per_sec_reclaiming_elsewhere: elsewhere,
     });
     Ok(())
-}
-
-/// Run `cycles` while another thread walks `child` and `root` continuously.
-fn reclaiming<D: Design>(
-    d: &Arc<D>,
-    root: &D::Memcg,
-    child: &D::Memcg,
-    cycles: &dyn Fn(&D) -> R<f64>,
-) -> R<(f64, u64)> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let walks = Arc::new(AtomicU64::new(0));
-    let start = Arc::new(Barrier::new(2));
-    let reclaimer = {
-        let (d, stop, walks, start) = (d.clone(), stop.clone(), walks.clone(), start.clone());
-        let (root, child) = (root.clone(), child.clone());
-        thread::spawn(move || {
-            start.wait();
-            while !stop.load(Ordering::Relaxed) {
-                black_box(d.shrink_slab(&child, 0, DEF_PRIORITY).ok());
-                black_box(d.shrink_slab(&root, 0, DEF_PRIORITY).ok());
-                walks.fetch_add(2, Ordering::Relaxed);
-            }
-        })
-    };
-    start.wait();
-    let busy = cycles(d);
-    stop.store(true, Ordering::Relaxed);
-    reclaimer
-        .join()
-        .map_err(|_| "reclaim thread panicked".to_string())?;
-    Ok((busy?, walks.load(Ordering::Relaxed)))
 }
 
 /// Workload 3 (blocked shrinker): a shrinker's scan blocks for `p.block` inside a walk
