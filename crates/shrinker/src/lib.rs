@@ -61,6 +61,10 @@
 //! * A walker never touches freed memory: the IDR entry (and with it the
 //!   shrinker) outlives every successful `try_get` (see the `SAFETY` comment
 //!   in `shrink_slab`), and IDR nodes are freed after a grace period.
+//! * The IDR's reference is the only count a live shrinker has: handles
+//!   point to it uncounted, since only the handle's own retirement (or a
+//!   walk finishing a free its handle asked for from inside a callback)
+//!   takes it out of the IDR.
 //! * No set bit is lost: `set_shrinker_bit` fences before setting; every
 //!   clear by the walker (SHRINK_EMPTY, or an id whose shrinker is gone) is
 //!   followed by a full fence and a recheck that restores the bit.

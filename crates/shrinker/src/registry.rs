@@ -665,8 +665,9 @@ impl AfterPark {
 }
 
 /// A parked shell nobody else can reach: it is in no IDR, its batch's grace
-/// period is over, its only strong count is ours (`retire` dropped the IDR's
-/// at once), and no `Weak` to a `ShrinkerInner` is ever made.
+/// period is over, its only strong count is ours (`retire` moved the IDR's
+/// into the cache; handles hold none), and no `Weak` to a `ShrinkerInner` is
+/// ever made.
 struct ReadyShell(Arc<ShrinkerInner>);
 
 impl ReadyShell {
