@@ -5,7 +5,8 @@
 //!    cargo invocation (optimized, debug assertions on);
 //! 2. the stress binary for 20 s (`cargo xtask stress --seconds 20 --asan`);
 //! 3. the shrinker's lifetime tests (shell reuse, handles keeping the registry,
-//!    panicking callbacks and subscribers), where LeakSanitizer also checks
+//!    panicking callbacks and subscribers, handles dropped inside their own
+//!    callback under concurrent walks), where LeakSanitizer also checks
 //!    that a freed shrinker's memory and a dropped registry are really given
 //!    back. `cargo xtask asan --lifetime` runs only this part (CI does).
 //!
@@ -21,7 +22,12 @@ const CRATES: [(&str, &str); 4] = [
 ];
 
 /// The shrinker's integration tests about memory lifetime.
-const LIFETIME_TESTS: [&str; 3] = ["shell_reuse", "handles_keep_registry", "subscriber_panic"];
+const LIFETIME_TESTS: [&str; 4] = [
+    "shell_reuse",
+    "handles_keep_registry",
+    "subscriber_panic",
+    "self_drop",
+];
 
 fn lifetime_tests() -> Result<(), String> {
     let mut c = cargo(Sanitizer::Address);
