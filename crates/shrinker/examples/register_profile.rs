@@ -1,7 +1,8 @@
 //! A tight alloc+register+free loop, for profilers.
 //!
 //! `register_profile [iters] [idle|reclaiming|elsewhere]` (env `OTHERS`: shrinkers
-//! registered besides the cycling one, default 100). As in `cargo xtask bench`:
+//! registered besides the cycling one, default 100; env `WALK_EMPTY`: the
+//! walker walks a memcg without set bits instead). As in `cargo xtask bench`:
 //! every shrinker is memcg-aware, the others have their bits set in a child
 //! memcg and in the root, and the walker walks both.
 use unishrink_shrinker::*;
@@ -48,18 +49,33 @@ fn main() {
         .unwrap_or(100);
     let (reg, root, child, others) = populated(n_others);
     let (other_reg, other_root, other_child, other_hs) = populated(100);
+    // The walker owns clones and the stop flag is on the heap, padded: a
+    // walker reading the registering thread's stack (references to `main`'s
+    // locals) or a flag beside its hot data would share cache lines with
+    // every registration, as `cargo xtask bench`'s walker does not.
     let (walk_reg, walk_root, walk_child) = if mode == "elsewhere" {
-        (&other_reg, &other_root, &other_child)
+        (other_reg.clone(), other_root.clone(), other_child.clone())
     } else {
-        (&reg, &root, &child)
+        (reg.clone(), root.clone(), child.clone())
     };
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    // `WALK_EMPTY`: the walker walks a memcg with no bits set (the common
+    // case of a reclaim pass over many memcgs): a tight loop of empty walks.
+    let (walk_root, walk_child) = if std::env::var_os("WALK_EMPTY").is_some() {
+        let empty = walk_reg.create_memcg(&walk_root).unwrap();
+        (empty.clone(), empty)
+    } else {
+        (walk_root, walk_child)
+    };
+    let stop = std::sync::Arc::new(crossbeam_utils::CachePadded::new(
+        std::sync::atomic::AtomicBool::new(false),
+    ));
     std::thread::scope(|scope| {
         if reclaiming {
-            scope.spawn(|| {
+            let stop = stop.clone();
+            scope.spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::hint::black_box(walk_reg.shrink_slab(walk_child, 0, 12).unwrap());
-                    std::hint::black_box(walk_reg.shrink_slab(walk_root, 0, 12).unwrap());
+                    std::hint::black_box(walk_reg.shrink_slab(&walk_child, 0, 12).unwrap());
+                    std::hint::black_box(walk_reg.shrink_slab(&walk_root, 0, 12).unwrap());
                 }
             });
         }
