@@ -297,7 +297,10 @@ pub(crate) fn registration<D: Design>(
     // design, populated alike, that shares no data with the registering
     // thread, only the process (allocator, epoch collector).
     let (other, other_root, other_child, other_hs) = populated(make)?;
-    let stop = Arc::new(AtomicBool::new(false));
+    // Padded: the walker reads it on every walk, and a small allocation the
+    // registering thread writes (the callbacks' `Arc`, say) must not share
+    // its cache line.
+    let stop = Arc::new(crossbeam_utils::CachePadded::new(AtomicBool::new(false)));
     let (cmd_tx, cmd_rx) = mpsc::channel::<WalkCmd>();
     let (ack_tx, ack_rx) = mpsc::channel::<u64>();
     let walker = {
