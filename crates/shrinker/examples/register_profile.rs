@@ -2,14 +2,18 @@
 //!
 //! `register_profile [iters] [idle|reclaiming|elsewhere]` (env `OTHERS`: shrinkers
 //! registered besides the cycling one, default 100; env `WALK_EMPTY`: the
-//! walker walks a memcg without set bits instead). As in `cargo xtask bench`:
+//! walker walks a memcg without set bits instead; env `BITS=lo..hi`: only
+//! the others numbered `lo..hi` have their bits set). As in `cargo xtask bench`:
 //! every shrinker is memcg-aware, the others have their bits set in a child
 //! memcg and in the root, and the walker walks both.
 use unishrink_shrinker::*;
 
 /// A registry with an online root, a child memcg and `n` registered shrinkers
-/// whose bits are set in both.
-fn populated(n: u32) -> (Registry, Memcg, Memcg, Vec<RegisteredShrinker>) {
+/// whose bits are set in both (only those with an index in `bits`).
+fn populated(
+    n: u32,
+    bits: std::ops::Range<u32>,
+) -> (Registry, Memcg, Memcg, Vec<RegisteredShrinker>) {
     let reg = Registry::new(MemcgConfig {
         nr_nodes: 1,
         ..MemcgConfig::default()
@@ -25,8 +29,10 @@ fn populated(n: u32) -> (Registry, Memcg, Memcg, Vec<RegisteredShrinker>) {
                 )
                 .unwrap()
                 .register();
-            h.set_bit(&child, 0).unwrap();
-            h.set_bit(&root, 0).unwrap();
+            if bits.contains(&i) {
+                h.set_bit(&child, 0).unwrap();
+                h.set_bit(&root, 0).unwrap();
+            }
             h
         })
         .collect();
@@ -47,8 +53,17 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let (reg, root, child, others) = populated(n_others);
-    let (other_reg, other_root, other_child, other_hs) = populated(100);
+    // `BITS=lo..hi`: only the others numbered lo..hi have their bits set
+    // (to tell which part of the walk's data the cost comes from).
+    let bits = std::env::var("BITS")
+        .ok()
+        .and_then(|s| {
+            let (lo, hi) = s.split_once("..")?;
+            Some(lo.parse().ok()?..hi.parse().ok()?)
+        })
+        .unwrap_or(0..n_others);
+    let (reg, root, child, others) = populated(n_others, bits.clone());
+    let (other_reg, other_root, other_child, other_hs) = populated(100, bits);
     // The walker owns clones and the stop flag is on the heap, padded: a
     // walker reading the registering thread's stack (references to `main`'s
     // locals) or a flag beside its hot data would share cache lines with

@@ -10,7 +10,9 @@ use std::sync::{Arc, Weak};
 
 use unishrink_memcg::{Config as MemcgConfig, Memcg, MemcgError, MemcgTree};
 use unishrink_shrinker_info::{DeferredSlot, InfoError, ShrinkerInfo};
-use unishrink_xarray::{pin, AllocError, Guard, RetiredNodes, Unlinked, XArray, XaLock};
+use unishrink_xarray::{
+    pin, AllocError, Guard, RetiredNodes, Unlinked, XArray, XaLock, LINE_SPACING,
+};
 
 use crate::refcount::ActiveRef;
 use crate::scan::{
@@ -461,7 +463,13 @@ struct Shared {
     /// Its writer lock ([`XArray::lock`]) is the registry's: it serializes
     /// alloc, unpublish and root onlining, and no reclaim walk takes it, so
     /// registration never waits for reclaim.
-    idr: XArray<ShrinkerInner, IdrState>,
+    ///
+    /// Its slots are a cache line apart ([`LINE_SPACING`]): registering and
+    /// freeing a shrinker writes its slot twice, and with slots packed eight
+    /// to a line that line is the one every walk reads to look up the
+    /// neighboring ids, so each walk would move it between the CPUs (the
+    /// bench's "registration while reclaiming"). 64 bytes per id.
+    idr: XArray<ShrinkerInner, IdrState, LINE_SPACING>,
 }
 
 /// What the IDR's writer lock guards besides the tree.
@@ -1326,7 +1334,7 @@ impl Registry {
     /// shrinker, but the check keeps a stray call harmless), and takes the
     /// keepalive if the IDR is now empty. Writer lock held; needs no pin.
     fn take_ours(
-        idr: &mut XaLock<'_, ShrinkerInner, IdrState>,
+        idr: &mut XaLock<'_, ShrinkerInner, IdrState, LINE_SPACING>,
         s: &ShrinkerInner,
     ) -> Option<(Unlinked<ShrinkerInner>, Option<Registry>)> {
         let id = u64::from(s.id().0);

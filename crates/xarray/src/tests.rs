@@ -19,18 +19,18 @@ fn flush_until(done: impl Fn() -> bool) -> bool {
 
 /// Walks the whole tree (writer lock held) and checks the structural invariants.
 /// Returns the number of entries found.
-fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
+fn check_invariants<T: Send + Sync + 'static, const S: usize>(xa: &XArray<T, (), S>) -> usize {
     let _st = xa.lock();
     let root = xa.root.load(Relaxed);
     if root.is_null() {
         return 0;
     }
-    fn rec(n: &Node, is_root: bool) -> (usize, u64, [bool; MARKS]) {
+    fn rec<const S: usize>(n: &Node<S>, is_root: bool) -> (usize, u64, [bool; MARKS]) {
         let mut entries = 0;
         let mut count = 0;
         let mut marks_any = [false; MARKS];
         for s in 0..SLOTS {
-            let p = n.slots[s].load(Relaxed);
+            let p = n.slot(s).load(Relaxed);
             let bit = 1u64 << s;
             if p.is_null() {
                 if valid_mask(n.shift) & bit != 0 {
@@ -58,7 +58,7 @@ fn check_invariants<T: Send + Sync + 'static>(xa: &XArray<T>) -> usize {
             } else {
                 // SAFETY: the test owns the tree (no concurrent writer), so
                 // every node reachable from the root is live.
-                let c = unsafe { &*p.cast::<Node>() };
+                let c = unsafe { &*p.cast::<Node<S>>() };
                 assert_eq!(c.shift + CHUNK_SHIFT, n.shift);
                 let (e, cfree, cm) = rec(c, false);
                 entries += e;
@@ -411,4 +411,45 @@ fn error_display() {
     assert!(AllocError::OutOfMemory
         .to_string()
         .contains("out of memory"));
+}
+
+#[test]
+fn line_spacing_gives_every_slot_its_own_line() {
+    assert_eq!(LINE_SPACING * std::mem::size_of::<usize>(), 64);
+    let n = Node::<LINE_SPACING>::new(0);
+    let base = std::ptr::from_ref(&n).addr();
+    for k in 0..SLOTS {
+        assert_eq!(std::ptr::from_ref(n.slot(k)).addr() - base, k * 64);
+    }
+    // The metadata line follows the slots.
+    assert_eq!(std::mem::size_of::<Node<LINE_SPACING>>(), SLOTS * 64 + 64);
+    assert_eq!(std::mem::size_of::<Node<1>>(), SLOTS * 8 + 64);
+}
+
+#[test]
+fn line_spaced_tree_grows_shrinks_and_frees() {
+    let xa: XArray<u64, (), LINE_SPACING> = XArray::default();
+    for want in 0..200u64 {
+        assert_eq!(xa.alloc(Arc::new(want), 0..=u64::MAX), Ok(want));
+    }
+    xa.store(1 << 40, Arc::new(1 << 40)).unwrap();
+    assert_eq!(xa.height(), 7);
+    assert_eq!(check_invariants(&xa), 201);
+    let g = pin();
+    assert_eq!(xa.load(150, &g), Some(&150));
+    assert_eq!(xa.iter(100, &g).count(), 101);
+    drop(g);
+    for i in (0..200).step_by(3) {
+        assert_eq!(xa.erase(i).as_deref(), Some(&i));
+    }
+    assert!(xa.remove(1 << 40));
+    assert_eq!(xa.height(), 2);
+    assert_eq!(check_invariants(&xa), 133);
+    assert_eq!(xa.alloc(Arc::new(0), 0..=u64::MAX), Ok(0));
+    let mut l = xa.lock();
+    let taken = l.take(199).expect("present");
+    drop(l);
+    assert_eq!(*taken.get(), 199);
+    drop(taken);
+    assert_eq!(check_invariants(&xa), 133);
 }

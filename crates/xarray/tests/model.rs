@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use unishrink_xarray::{pin, AllocError, Mark, XArray};
+use unishrink_xarray::{pin, AllocError, Mark, XArray, LINE_SPACING};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Value(u64);
@@ -107,7 +107,10 @@ fn expected_height(model: &Model) -> usize {
     }
 }
 
-fn check_all(xa: &XArray<Value>, model: &Model) -> Result<(), TestCaseError> {
+fn check_all<const S: usize>(
+    xa: &XArray<Value, (), S>,
+    model: &Model,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(xa.len(), model.map.len());
     prop_assert_eq!(xa.is_empty(), model.map.is_empty());
     prop_assert_eq!(xa.height(), expected_height(model));
@@ -141,8 +144,9 @@ fn check_all(xa: &XArray<Value>, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let xa: XArray<Value> = XArray::new();
+/// Runs `ops` on a tree of slot spacing `S` and on the model.
+fn run<const S: usize>(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let xa: XArray<Value, (), S> = XArray::default();
     let mut model = Model::default();
     let mut serial = 0u64;
     for op in ops {
@@ -268,7 +272,8 @@ proptest! {
 
     #[test]
     fn xarray_matches_btreemap(ops in prop::collection::vec(op(), 1..120)) {
-        run(ops)?;
+        run::<1>(ops.clone())?;
+        run::<LINE_SPACING>(ops)?;
     }
 }
 
@@ -276,6 +281,11 @@ proptest! {
 /// re-alloc, so multi-level free-bit paths are exercised beyond what random ops reach.
 #[test]
 fn dense_alloc_erase_realloc() {
+    dense_alloc_erase_realloc_spaced::<1>();
+    dense_alloc_erase_realloc_spaced::<LINE_SPACING>();
+}
+
+fn dense_alloc_erase_realloc_spaced<const S: usize>() {
     let mut ops = Vec::new();
     for _ in 0..5000 {
         ops.push(Op::Alloc(0, 10_000));
@@ -287,7 +297,7 @@ fn dense_alloc_erase_realloc() {
         ops.push(Op::Alloc(100, 4999));
     }
     // check_all after every op would be quadratic; run with a light check instead.
-    let xa: XArray<Value> = XArray::new();
+    let xa: XArray<Value, (), S> = XArray::default();
     let mut model = Model::default();
     for (n, op) in ops.into_iter().enumerate() {
         match op {
