@@ -15,8 +15,15 @@
 //! `u64` range; the top node then uses only slots 0..16). The tree grows by putting a
 //! new top node above the old one (old root in slot 0) and shrinks back when the top
 //! node only uses slot 0, so the height is always exactly what the largest index
-//! needs. A node whose slots all become empty is unlinked at once: **no empty node
-//! is ever reachable**.
+//! needs. A node whose slots all become empty is unlinked at once, with one
+//! exception: the **spare leaf**. The last leaf an erase emptied stays linked
+//! until another leaf empties or the tree does. Then an owner that allocates
+//! and frees the first index of a leaf in a loop does not allocate a node and
+//! retire one through the epoch collector on every cycle. The kernel's
+//! xarray does, and its slab allocator makes that cheap; glibc's does not
+//! (~8× a plain cycle with line-spaced nodes, see below). No spare is kept
+//! where unlinking it would lower the height (a leaf at 64, 4096, ... whose
+//! removal collapses the top), so the height rule above holds as stated.
 //!
 //! **Readers** ([`XArray::load`], [`XArray::get`], [`XArray::iter`],
 //! [`XArray::iter_marked`], [`XArray::get_mark`], [`XArray::height`]) never lock and
@@ -90,7 +97,8 @@
 //!
 //! # Invariants (checked by `tests/model.rs` and the unit tests)
 //!
-//! - no reachable node is empty; the root is null iff the tree is empty;
+//! - at most one reachable node is empty, and it is the spare leaf; the root is
+//!   null iff the tree is empty;
 //! - `height()` equals what the largest index requires (0 when empty);
 //! - free bit set ⇔ the slot is empty or its subtree has a free slot (top node at height
 //!   11: only slots 0..16 exist);
@@ -261,16 +269,18 @@ impl std::error::Error for AllocError {}
 /// interior slots hold `*mut Node`. No `Drop` impl on purpose: destroying a retired
 /// node must never touch the (still live) children its slots point to.
 ///
-/// Layout: slot `k` is the first word of `slots[k]`, `S` words long (see
-/// [`XArray`]'s `S`): with `S = 1` the slots fill exactly 8 cache lines, with
-/// [`LINE_SPACING`] one line each; the metadata takes one more line. A lookup
+/// Layout: the metadata, a line of padding, then the slots. Slot `k` is the
+/// first word of `slots[k]`, `S` words long (see [`XArray`]'s `S`): with
+/// `S = 1` eight slots share a cache line, with [`LINE_SPACING`] each has
+/// one. The padding keeps the metadata, which writers update on every
+/// insert and erase, off every slot's line wherever the node starts, so the
+/// node needs no alignment beyond its words': an over-aligned allocation
+/// takes glibc's `memalign` path, which made a node allocation ~2.5× dearer
+/// (`register_profile` cycling the first index of a new top level). A lookup
 /// touches one line per level (readers derive each level's shift from the
 /// root's instead of reading it from every node).
-#[repr(C, align(64))]
+#[repr(C)]
 struct Node<const S: usize> {
-    /// Reader-visible slots; published with `Release`, read with `Acquire`.
-    /// Only `slots[k][0]` is used; the rest of each is spacing.
-    slots: [[AtomicPtr<()>; S]; SLOTS],
     /// Reader-visible mark words (leaf: per entry; interior: "some entry below").
     marks: [AtomicU64; MARKS],
     /// Writer-only: bit k set iff slot k is empty or its subtree has a free slot.
@@ -279,6 +289,11 @@ struct Node<const S: usize> {
     count: StdAtomicU32,
     /// 0 for leaves; a multiple of 6 up to 60. Written only before publication.
     shift: u32,
+    /// At least 64 bytes between the last metadata byte and the first slot.
+    _gap: [u64; 8],
+    /// Reader-visible slots; published with `Release`, read with `Acquire`.
+    /// Only `slots[k][0]` is used; the rest of each is spacing.
+    slots: [[AtomicPtr<()>; S]; SLOTS],
 }
 
 /// Slots that exist in a node at `shift` (the height-11 top node has only 16).
@@ -324,6 +339,7 @@ impl<const S: usize> Node<S> {
             marks: std::array::from_fn(|_| AtomicU64::new(0)),
             free: WriterU64::new(valid_mask(shift)),
             count: StdAtomicU32::new(0),
+            _gap: [0; 8],
         }
     }
 
@@ -461,6 +477,9 @@ struct WriterState<W> {
     /// Whether a mark was ever set. Until then every mark word is zero and
     /// erases skip the mark bookkeeping (an IDR that never marks pays nothing).
     marks_used: bool,
+    /// First index of the leaf an erase emptied and left linked for reuse
+    /// (see `erase_locked`), if any. It may have been refilled since.
+    spare_leaf: Option<u64>,
     /// The user's state guarded by this lock (see [`XaLock::state`]).
     user: W,
 }
@@ -543,6 +562,7 @@ impl<T: Send + Sync + 'static, W: Send, const S: usize> XArray<T, W, S> {
             writer: CachePadded::new(Mutex::new(WriterState {
                 next_cyclic: 0,
                 marks_used: false,
+                spare_leaf: None,
                 user: state,
             })),
             len: StdAtomicUsize::new(0),
@@ -1040,9 +1060,9 @@ impl<T: Send + Sync + 'static, W: Send, const S: usize> XArray<T, W, S> {
     /// nodes are unlinked and the tree shrinks to the height its largest index needs.
     pub fn erase(&self, index: u64) -> Option<Arc<T>> {
         let guard = pin();
-        let st = self.lock_state();
+        let mut st = self.lock_state();
         let mut retired = RetiredNodes::EMPTY;
-        let old = self.erase_locked(index, &mut retired, st.marks_used);
+        let old = self.erase_locked(index, &mut retired, &mut st);
         retired.defer(&guard);
         // SAFETY: `old` was unlinked under the lock; from `Arc::into_raw`.
         Some(unsafe { Self::retire_value(old?, &guard) })
@@ -1057,15 +1077,25 @@ impl<T: Send + Sync + 'static, W: Send, const S: usize> XArray<T, W, S> {
     }
 
     /// Unlinks the entry at `index` (writer lock held) and returns its pointer,
-    /// still carrying the tree's strong count. `marks`: whether any mark was ever set (else the mark words are all
-    /// zero and are left alone).
-    /// Nodes the erase unlinks go to `retired`, for the caller to retire.
+    /// still carrying the tree's strong count. Nodes the erase unlinks go to
+    /// `retired`, for the caller to retire.
+    ///
+    /// A leaf the erase empties stays linked as the *spare leaf* (and the
+    /// previous spare, if still empty, is unlinked now), unless unlinking it
+    /// would lower the tree's height. Why: an owner that allocates and frees
+    /// the first index of a leaf in a loop would otherwise allocate a node
+    /// and retire one through the epoch collector on every cycle (the kernel's
+    /// xarray does; a slab makes that cheap there, not here). Only one spare
+    /// at a time, so at most one reachable node is empty, and the height
+    /// stays what the largest index needs: keeping a spare never prevents a
+    /// collapse, and releasing one runs the collapse it allowed.
     fn erase_locked(
         &self,
         index: u64,
         retired: &mut RetiredNodes,
-        marks: bool,
+        st: &mut WriterState<W>,
     ) -> Option<*const T> {
+        let marks = st.marks_used;
         let mut path = Path::new();
         if !self.walk(index, &mut path) {
             return None;
@@ -1088,10 +1118,87 @@ impl<T: Send + Sync + 'static, W: Send, const S: usize> XArray<T, W, S> {
                 leaf.set_mark_bit(m, s, false);
             }
         }
-        self.len.store(self.len.load(Relaxed) - 1, Relaxed);
+        let len = self.len.load(Relaxed) - 1;
+        self.len.store(len, Relaxed);
+        let old = old.cast_const().cast();
+        if leaf.count.load(Relaxed) != 0 {
+            Self::propagate(&path, last, marks);
+            return Some(old);
+        }
+        if len == 0 {
+            // Nothing left: unlink the whole tree (this leaf's path and the
+            // spare's are all there is).
+            st.spare_leaf = None;
+            let root = self.root.load(Relaxed);
+            self.root.store(ptr::null_mut(), Release);
+            // SAFETY: just unlinked under the lock; never touched again.
+            unsafe { Self::retire_subtree(root, retired) };
+            return Some(old);
+        }
+        // The root is a leaf only when it holds every entry, so with entries
+        // left this leaf has a parent.
+        debug_assert!(last > 0);
+        let base = index & !(SLOTS as u64 - 1);
+        if let Some(prev) = st.spare_leaf.take() {
+            if prev != base {
+                self.release_spare(prev, retired, marks);
+                // The release unlinks only nodes that hold nothing but the
+                // old spare, so this leaf stays linked; walk again anyway, in
+                // case the top changed under `path`.
+                path = Path::new();
+                let found = self.walk(index, &mut path);
+                debug_assert!(found && std::ptr::eq(path.node(path.len - 1), leaf));
+            }
+        }
+        if self.unlink_would_collapse(&path) {
+            self.unlink_empty(&path, retired, marks);
+        } else {
+            st.spare_leaf = Some(base);
+            Self::propagate(&path, path.len - 1, marks);
+        }
+        Some(old)
+    }
 
-        // Unlink nodes that became empty, bottom-up.
-        let mut l = last;
+    /// Whether unlinking the empty leaf at the end of `path` (and the
+    /// ancestors it leaves empty) would let the tree lose a level: when the
+    /// root would be left with its slot 0 alone.
+    fn unlink_would_collapse(&self, path: &Path<S>) -> bool {
+        // The highest node the unlink takes: ancestors holding only the leaf
+        // go with it.
+        let mut top = path.len - 1;
+        // SAFETY: path nodes are live under the lock.
+        while top > 1 && unsafe { (*path.node(top - 1)).count.load(Relaxed) } == 1 {
+            top -= 1;
+        }
+        if top != 1 {
+            return false; // the root keeps all of its children
+        }
+        // SAFETY: as above.
+        let root = unsafe { &*path.node(0) };
+        path.slot(0) != 0 && root.count.load(Relaxed) == 2 && !root.slot(0).load(Relaxed).is_null()
+    }
+
+    /// Unlinks the previous spare leaf, first index `base`, if it is still
+    /// empty (it may have been refilled).
+    fn release_spare(&self, base: u64, retired: &mut RetiredNodes, marks: bool) {
+        let mut path = Path::new();
+        // A spare stays reachable: only `unlink_empty` (on this path) and an
+        // emptied tree remove a leaf, and a collapse keeps slot 0's subtree.
+        if !self.walk(base, &mut path) {
+            debug_assert!(false, "the spare leaf is not in the tree");
+            return;
+        }
+        // SAFETY: path nodes are live under the lock.
+        if unsafe { (*path.node(path.len - 1)).count.load(Relaxed) } == 0 {
+            self.unlink_empty(&path, retired, marks);
+        }
+    }
+
+    /// Unlinks the empty leaf at the end of `path` and the ancestors it
+    /// leaves empty, fixes the summary bits above, and collapses the top.
+    /// Writer lock held; the tree keeps other entries.
+    fn unlink_empty(&self, path: &Path<S>, retired: &mut RetiredNodes, marks: bool) {
+        let mut l = path.len - 1;
         // SAFETY: path nodes are live under the lock.
         while l > 0 && unsafe { (*path.node(l)).count.load(Relaxed) } == 0 {
             let parent = unsafe { &*path.node(l - 1) };
@@ -1108,17 +1215,29 @@ impl<T: Send + Sync + 'static, W: Send, const S: usize> XArray<T, W, S> {
             retired.push(path.node(l));
             l -= 1;
         }
-        Self::propagate(&path, l, marks);
-
+        Self::propagate(path, l, marks);
         // SAFETY: path.node(0) is the live root.
-        if unsafe { (*path.node(0)).count.load(Relaxed) } == 0 {
-            self.root.store(ptr::null_mut(), Release);
-            // Unlinked just above.
-            retired.push(path.node(0));
-        } else {
-            self.shrink(retired);
+        debug_assert!(unsafe { (*path.node(0)).count.load(Relaxed) } != 0);
+        self.shrink(retired);
+    }
+
+    /// Hands every node of an unlinked subtree to `retired`.
+    ///
+    /// # Safety
+    /// `n` was just unlinked under the writer lock (its subtree with it).
+    unsafe fn retire_subtree(n: *mut Node<S>, retired: &mut RetiredNodes) {
+        // SAFETY: unlinked but not yet retired, so live.
+        let node = unsafe { &*n };
+        if node.shift != 0 {
+            for k in 0..SLOTS {
+                let c = node.slot(k).load(Relaxed);
+                if !c.is_null() {
+                    // SAFETY: a child of an unlinked subtree.
+                    unsafe { Self::retire_subtree(c.cast(), retired) };
+                }
+            }
         }
-        Some(old.cast_const().cast())
+        retired.push(n);
     }
 
     /// Collapses top nodes that only use slot 0. Caller holds the writer lock.
@@ -1668,9 +1787,7 @@ impl<'a, T: Send + Sync + 'static, W: Send, const S: usize> XaLock<'a, T, W, S> 
         );
         check_guard(guard);
         let mut retired = RetiredNodes::EMPTY;
-        let old = self
-            .xa
-            .erase_locked(index, &mut retired, self.st.marks_used);
+        let old = self.xa.erase_locked(index, &mut retired, &mut self.st);
         retired.defer(guard);
         let Some(old) = old else {
             return false;
@@ -1689,7 +1806,7 @@ impl<'a, T: Send + Sync + 'static, W: Send, const S: usize> XaLock<'a, T, W, S> 
     /// `remove`, `take` needs no guard.
     pub fn take(&mut self, index: u64) -> Option<Unlinked<T>> {
         let mut nodes = RetiredNodes::EMPTY;
-        let old = self.xa.erase_locked(index, &mut nodes, self.st.marks_used);
+        let old = self.xa.erase_locked(index, &mut nodes, &mut self.st);
         let Some(old) = old else {
             // Nothing erased, nothing unlinked.
             debug_assert!(nodes.is_empty());

@@ -20,12 +20,20 @@ fn flush_until(done: impl Fn() -> bool) -> bool {
 /// Walks the whole tree (writer lock held) and checks the structural invariants.
 /// Returns the number of entries found.
 fn check_invariants<T: Send + Sync + 'static, const S: usize>(xa: &XArray<T, (), S>) -> usize {
-    let _st = xa.lock();
+    let st = xa.lock();
+    let spare = st.st.spare_leaf;
     let root = xa.root.load(Relaxed);
     if root.is_null() {
+        assert_eq!(spare, None, "a spare leaf in an empty tree");
         return 0;
     }
-    fn rec<const S: usize>(n: &Node<S>, is_root: bool) -> (usize, u64, [bool; MARKS]) {
+    /// Returns (entries, free word, marks below, first indexes of empty leaves).
+    fn rec<const S: usize>(
+        n: &Node<S>,
+        base: u64,
+        is_root: bool,
+        empty: &mut Vec<u64>,
+    ) -> (usize, u64, [bool; MARKS]) {
         let mut entries = 0;
         let mut count = 0;
         let mut marks_any = [false; MARKS];
@@ -60,7 +68,8 @@ fn check_invariants<T: Send + Sync + 'static, const S: usize>(xa: &XArray<T, (),
                 // every node reachable from the root is live.
                 let c = unsafe { &*p.cast::<Node<S>>() };
                 assert_eq!(c.shift + CHUNK_SHIFT, n.shift);
-                let (e, cfree, cm) = rec(c, false);
+                let child_base = base + ((s as u64) << n.shift);
+                let (e, cfree, cm) = rec(c, child_base, false, empty);
                 entries += e;
                 assert_eq!(n.free.load(Relaxed) & bit != 0, cfree != 0, "free summary");
                 for m in 0..MARKS {
@@ -70,12 +79,21 @@ fn check_invariants<T: Send + Sync + 'static, const S: usize>(xa: &XArray<T, (),
             }
         }
         assert_eq!(count, n.count.load(Relaxed), "count");
-        assert!(count > 0 || is_root, "empty non-root node reachable");
-        assert!(count > 0, "empty root reachable");
+        if count == 0 {
+            assert!(!is_root, "empty root reachable");
+            assert_eq!(n.shift, 0, "empty interior node reachable");
+            empty.push(base);
+        }
         (entries, n.free.load(Relaxed), marks_any)
     }
+    let mut empty = Vec::new();
     // SAFETY: as above; the root is live while the test holds the tree.
-    let (e, _, _) = rec(unsafe { &*root }, true);
+    let (e, _, _) = rec(unsafe { &*root }, 0, true, &mut empty);
+    // At most one empty node: the spare leaf the writer state names.
+    assert!(empty.len() <= 1, "empty leaves reachable: {empty:?}");
+    if let Some(&b) = empty.first() {
+        assert_eq!(Some(b), spare, "an empty leaf that is not the spare");
+    }
     e
 }
 
@@ -415,15 +433,29 @@ fn error_display() {
 
 #[test]
 fn line_spacing_gives_every_slot_its_own_line() {
-    assert_eq!(LINE_SPACING * std::mem::size_of::<usize>(), 64);
-    let n = Node::<LINE_SPACING>::new(0);
-    let base = std::ptr::from_ref(&n).addr();
-    for k in 0..SLOTS {
-        assert_eq!(std::ptr::from_ref(n.slot(k)).addr() - base, k * 64);
+    fn offsets<const S: usize>() -> (usize, Vec<usize>) {
+        let n = Node::<S>::new(0);
+        let base = std::ptr::from_ref(&n).addr();
+        let meta_end = std::ptr::from_ref(&n.shift).addr() + 4 - base;
+        let slots = (0..SLOTS)
+            .map(|k| std::ptr::from_ref(n.slot(k)).addr() - base)
+            .collect();
+        (meta_end, slots)
     }
-    // The metadata line follows the slots.
-    assert_eq!(std::mem::size_of::<Node<LINE_SPACING>>(), SLOTS * 64 + 64);
-    assert_eq!(std::mem::size_of::<Node<1>>(), SLOTS * 8 + 64);
+    assert_eq!(LINE_SPACING * std::mem::size_of::<usize>(), 64);
+    for (spaced, (meta_end, slots)) in [(false, offsets::<1>()), (true, offsets::<LINE_SPACING>())]
+    {
+        // Wherever the node starts, a 64-byte line cannot hold both a
+        // metadata byte and a slot: more than 63 bytes lie between them.
+        assert!(slots[0] - meta_end >= 64, "metadata too close to slot 0");
+        let step = if spaced { 64 } else { 8 };
+        for k in 1..SLOTS {
+            assert_eq!(slots[k] - slots[k - 1], step);
+        }
+    }
+    // No over-alignment: the allocator's default path serves nodes.
+    assert_eq!(std::mem::align_of::<Node<LINE_SPACING>>(), 8);
+    assert_eq!(std::mem::size_of::<Node<1>>(), 40 + 64 + SLOTS * 8);
 }
 
 #[test]
@@ -452,4 +484,115 @@ fn line_spaced_tree_grows_shrinks_and_frees() {
     assert_eq!(*taken.get(), 199);
     drop(taken);
     assert_eq!(check_invariants(&xa), 133);
+}
+
+#[test]
+fn emptied_leaf_stays_as_the_spare_and_is_reused() {
+    let xa: XArray<u64> = XArray::new();
+    for want in 0..128u64 {
+        assert_eq!(xa.alloc(Arc::new(want), 0..=u64::MAX), Ok(want));
+    }
+    // 128 starts a leaf: the first cycle allocates it, the erase keeps it.
+    assert_eq!(xa.alloc(Arc::new(128), 0..=u64::MAX), Ok(128));
+    assert!(xa.remove(128));
+    assert_eq!(xa.lock().st.spare_leaf, Some(128));
+    assert_eq!(check_invariants(&xa), 128);
+    // Later cycles need no node: an injected allocation failure is not hit.
+    for _ in 0..10 {
+        xa.fail_nth_node_alloc(1);
+        assert_eq!(xa.alloc(Arc::new(128), 0..=u64::MAX), Ok(128));
+        assert!(xa.remove(128));
+    }
+    xa.fail_nth_node_alloc(0);
+    assert_eq!(check_invariants(&xa), 128);
+    assert_eq!(xa.height(), 2);
+}
+
+#[test]
+fn a_new_spare_unlinks_the_old_one_unless_refilled() {
+    let xa: XArray<u64> = XArray::new();
+    for i in 0..256u64 {
+        xa.store(i, Arc::new(i)).unwrap();
+    }
+    for i in 64..128 {
+        xa.remove(i);
+    }
+    assert_eq!(xa.lock().st.spare_leaf, Some(64));
+    // Emptying leaf 128..191 unlinks the spare 64..127 and keeps this one.
+    for i in 128..192 {
+        xa.remove(i);
+    }
+    assert_eq!(xa.lock().st.spare_leaf, Some(128));
+    assert_eq!(check_invariants(&xa), 128);
+    // A refilled spare is a leaf like any other: not unlinked later.
+    xa.store(130, Arc::new(130)).unwrap();
+    for i in 192..256 {
+        xa.remove(i);
+    }
+    assert_eq!(xa.lock().st.spare_leaf, Some(192));
+    assert_eq!(check_invariants(&xa), 65);
+    let g = pin();
+    assert_eq!(xa.load(130, &g), Some(&130));
+    drop(g);
+    // Emptying the tree frees the spare with the rest.
+    for i in (0..64).chain([130]) {
+        xa.remove(i);
+    }
+    assert!(xa.is_empty());
+    assert_eq!(xa.height(), 0);
+    assert_eq!(check_invariants(&xa), 0);
+}
+
+#[test]
+fn no_spare_where_it_would_keep_the_tree_tall() {
+    // 64 is the first index of height 2: its leaf goes, and the tree
+    // collapses back to height 1 (as the kernel's xarray does).
+    let xa: XArray<u64> = XArray::new();
+    for i in 0..65u64 {
+        xa.store(i, Arc::new(i)).unwrap();
+    }
+    assert_eq!(xa.height(), 2);
+    xa.remove(64);
+    assert_eq!(xa.height(), 1);
+    assert_eq!(xa.lock().st.spare_leaf, None);
+    assert_eq!(check_invariants(&xa), 64);
+    // Likewise an emptied subtree whose leaf is the only child of its parent.
+    xa.store(1 << 20, Arc::new(1 << 20)).unwrap();
+    assert_eq!(xa.height(), 4);
+    xa.remove(1 << 20);
+    assert_eq!(xa.height(), 1);
+    assert_eq!(check_invariants(&xa), 64);
+}
+
+#[test]
+fn random_ops_keep_the_invariants_with_spares() {
+    // A deterministic pseudo-random mix over a few leaves, checking the
+    // structure (at most one empty leaf, the spare) after every operation.
+    let xa: XArray<u64, (), LINE_SPACING> = XArray::default();
+    let mut live = std::collections::BTreeSet::new();
+    let mut k = 0x9E37_79B9_7F4A_7C15u64;
+    for step in 0..4000u64 {
+        k = k
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = (k >> 33) % 600;
+        match (k >> 20) % 3 {
+            0 => {
+                let got = xa.alloc(Arc::new(step), 0..=599).ok();
+                let want = (0..600).find(|j| !live.contains(j));
+                assert_eq!(got, want);
+                if let Some(j) = want {
+                    live.insert(j);
+                }
+            }
+            1 => assert_eq!(xa.remove(i), live.remove(&i)),
+            _ => {
+                let fresh = xa.store(i, Arc::new(step)).unwrap().is_none();
+                assert_eq!(fresh, live.insert(i));
+            }
+        }
+        assert_eq!(check_invariants(&xa), live.len());
+        let want_h = live.last().map_or(0, |&m| height_for(m));
+        assert_eq!(xa.height(), want_h);
+    }
 }

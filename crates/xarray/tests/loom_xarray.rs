@@ -99,6 +99,52 @@ fn load_vs_erase_shrink() {
     });
 }
 
+/// (a') As (a), with a spare leaf: 128's leaf was emptied before and kept
+/// for reuse. Erasing 64 empties another leaf, so the writer unlinks the
+/// spare, then 64's leaf, and collapses the tree to height 1. The reader,
+/// which also walks into the spare's range, sees the value or `None`, and
+/// the value is not dropped while its guard is held.
+#[test]
+fn load_vs_erase_releasing_the_spare() {
+    builder().check(|| {
+        let xa = Arc::new(XArray::new());
+        let (v0, _c0) = value(0);
+        let (v64, c64) = value(64);
+        let (v128, _c128) = value(128);
+        xa.store(0, v0).unwrap();
+        xa.store(64, v64).unwrap();
+        xa.store(128, v128).unwrap();
+        drop(xa.erase(128));
+        assert_eq!(xa.height(), 2, "128's leaf stays as the spare");
+
+        let reader = {
+            let xa = xa.clone();
+            let c64 = c64.clone();
+            thread::spawn(move || {
+                let g = pin();
+                assert!(xa.load(130, &g).is_none());
+                if let Some(v) = xa.load(64, &g) {
+                    assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
+                    assert_eq!(v.index, 64);
+                    let _ = xa.load(0, &g);
+                    assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
+                    assert_eq!(v.index, 64);
+                }
+                drop(g);
+            })
+        };
+
+        let old = xa.erase(64).expect("present");
+        assert_eq!(old.index, 64);
+        drop(old);
+        assert_eq!(xa.height(), 1);
+        reader.join().unwrap();
+        drain();
+        drop(xa);
+        drain();
+    });
+}
+
 /// (b) A reader iterates from 0 while the writer stores at 4096, growing the tree
 /// from height 1 to height 3. The reader must see both pre-existing entries, in
 /// order, untorn, and nothing but known entries.
