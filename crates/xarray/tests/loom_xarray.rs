@@ -57,6 +57,40 @@ fn builder() -> loom::model::Builder {
     b
 }
 
+/// The reader of models (a) and (a'): loads 64 and, if it is there, checks
+/// that the value is not dropped while the guard is held, across another
+/// walk through whatever tree shape is current.
+fn spawn_reader_of_64(xa: &Arc<XArray<Value>>, c64: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let (xa, c64) = (xa.clone(), c64.clone());
+    thread::spawn(move || {
+        let g = pin();
+        if let Some(v) = xa.load(64, &g) {
+            // The canary is only set by Drop, which must wait for our guard.
+            assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
+            assert_eq!(v.index, 64);
+            let _ = xa.load(0, &g);
+            assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
+            assert_eq!(v.index, 64);
+        }
+        // Whatever the writer did to it, the range of 128's spare leaf is empty.
+        assert!(xa.load(130, &g).is_none());
+        drop(g);
+    })
+}
+
+/// The writer of models (a) and (a'): erases 64, after which the tree has
+/// collapsed to height 1; then lets every deferred function run.
+fn erase_64_then_drain(xa: Arc<XArray<Value>>, reader: thread::JoinHandle<()>) {
+    let old = xa.erase(64).expect("present");
+    assert_eq!(old.index, 64);
+    drop(old);
+    assert_eq!(xa.height(), 1);
+    reader.join().unwrap();
+    drain();
+    drop(xa);
+    drain();
+}
+
 /// (a) A reader loads index 64 while the writer erases it, which empties the leaf,
 /// unlinks it and collapses the tree from height 2 to height 1. The reader sees the
 /// value or `None`, and the value is not dropped while the reader's guard is held.
@@ -69,41 +103,15 @@ fn load_vs_erase_shrink() {
         xa.store(0, v0).unwrap();
         xa.store(64, v64).unwrap();
         assert_eq!(xa.height(), 2);
-
-        let reader = {
-            let xa = xa.clone();
-            let c64 = c64.clone();
-            thread::spawn(move || {
-                let g = pin();
-                if let Some(v) = xa.load(64, &g) {
-                    // The canary is only set by Drop, which must wait for our guard.
-                    assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
-                    assert_eq!(v.index, 64);
-                    // Walk again through whatever tree shape is current.
-                    let _ = xa.load(0, &g);
-                    assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
-                    assert_eq!(v.index, 64);
-                }
-                drop(g);
-            })
-        };
-
-        let old = xa.erase(64).expect("present");
-        assert_eq!(old.index, 64);
-        drop(old);
-        assert_eq!(xa.height(), 1);
-        reader.join().unwrap();
-        drain();
-        drop(xa);
-        drain();
+        let reader = spawn_reader_of_64(&xa, &c64);
+        erase_64_then_drain(xa, reader);
     });
 }
 
 /// (a') As (a), with a spare leaf: 128's leaf was emptied before and kept
 /// for reuse. Erasing 64 empties another leaf, so the writer unlinks the
-/// spare, then 64's leaf, and collapses the tree to height 1. The reader,
-/// which also walks into the spare's range, sees the value or `None`, and
-/// the value is not dropped while its guard is held.
+/// spare, then 64's leaf, and collapses the tree to height 1, while the
+/// reader walks.
 #[test]
 fn load_vs_erase_releasing_the_spare() {
     builder().check(|| {
@@ -116,32 +124,8 @@ fn load_vs_erase_releasing_the_spare() {
         xa.store(128, v128).unwrap();
         drop(xa.erase(128));
         assert_eq!(xa.height(), 2, "128's leaf stays as the spare");
-
-        let reader = {
-            let xa = xa.clone();
-            let c64 = c64.clone();
-            thread::spawn(move || {
-                let g = pin();
-                assert!(xa.load(130, &g).is_none());
-                if let Some(v) = xa.load(64, &g) {
-                    assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
-                    assert_eq!(v.index, 64);
-                    let _ = xa.load(0, &g);
-                    assert!(!c64.load(SeqCst), "value dropped while a reader holds it");
-                    assert_eq!(v.index, 64);
-                }
-                drop(g);
-            })
-        };
-
-        let old = xa.erase(64).expect("present");
-        assert_eq!(old.index, 64);
-        drop(old);
-        assert_eq!(xa.height(), 1);
-        reader.join().unwrap();
-        drain();
-        drop(xa);
-        drain();
+        let reader = spawn_reader_of_64(&xa, &c64);
+        erase_64_then_drain(xa, reader);
     });
 }
 
