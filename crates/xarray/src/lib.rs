@@ -1057,7 +1057,8 @@ impl<T: Send + Sync + 'static, W: Send, const S: usize> XArray<T, W, S> {
     }
 
     /// Removes the entry at `index` and returns it; its marks are cleared. Empty
-    /// nodes are unlinked and the tree shrinks to the height its largest index needs.
+    /// nodes are unlinked, but for one spare leaf (see the crate docs), and the
+    /// tree shrinks to the height its largest index needs.
     pub fn erase(&self, index: u64) -> Option<Arc<T>> {
         let guard = pin();
         let mut st = self.lock_state();
