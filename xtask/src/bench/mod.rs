@@ -135,7 +135,7 @@ pub(crate) struct Registration {
     pub(crate) ops_per_sec_idle: f64,
     pub(crate) ops_per_sec_reclaiming: f64,
     /// Walks the reclaim thread completed during the best reclaiming sample
-    /// (`reg_time / 5` long).
+    /// (~140 ms long).
     pub(crate) reclaim_walks: u64,
     /// Cycles/s while a walker reclaims a *second* instance of the design:
     /// shares nothing but the process (allocator, epoch collector).

@@ -252,8 +252,18 @@ fn populated<D: Design>(make: &Make<D>) -> R<Populated<D>> {
     Ok((d, root, child, hs))
 }
 
-/// Samples per condition and round of the registration workload.
-const REG_SAMPLES: u32 = 5;
+/// About how long one sample of the registration workload lasts. Short, and
+/// many of them instead of long ones: this shared machine has slow spells of
+/// seconds, and the longer a sample, the likelier it overlaps one. (With
+/// samples of 600 ms, the full profile's best reclaiming/idle ratios of one
+/// unchanged build ranged over 0.89–1.01.)
+const REG_SAMPLE: Duration = Duration::from_millis(140);
+
+/// Samples per condition and round: `p.reg_time` in samples of about
+/// [`REG_SAMPLE`] (5 in the quick profile, 21 in the full one).
+fn reg_samples(p: &Profile) -> u32 {
+    ((p.reg_time.as_millis() / REG_SAMPLE.as_millis()) as u32).max(1)
+}
 
 /// What the registration workload's walker thread is asked to walk.
 enum WalkCmd {
@@ -267,7 +277,7 @@ enum WalkCmd {
 /// shrinkers registered, idle and while a reclaim thread walks continuously.
 ///
 /// The three conditions (idle, reclaiming, walker on another instance)
-/// alternate in samples of `reg_time / REG_SAMPLES`, best of each kept, so
+/// alternate in samples of `reg_time / reg_samples(p)`, best of each kept, so
 /// that their ratio compares figures that saw the same spells of other load
 /// on this shared machine. Between its samples the walker thread blocks on a
 /// channel, so "idle" is idle.
@@ -278,7 +288,8 @@ pub(crate) fn registration<D: Design>(
     out: &mut Vec<Registration>,
 ) -> R<()> {
     let (d, root, child, others) = populated(make)?;
-    let sample = p.reg_time / REG_SAMPLES;
+    let samples = reg_samples(p);
+    let sample = p.reg_time / samples;
     let cycles = |d: &D| -> R<f64> {
         let spec = memcg_spec();
         let cb = trivial();
@@ -341,11 +352,11 @@ pub(crate) fn registration<D: Design>(
     for round in 0..2 {
         prog.step(&format!(
             "registration {}: idle / reclaiming / another instance reclaimed, \
-             {REG_SAMPLES} samples each (round {})",
+             {samples} samples each (round {})",
             d.name(),
             round + 1
         ));
-        for _ in 0..REG_SAMPLES {
+        for _ in 0..samples {
             idle = idle.max(cycles(&d)?);
             let (b, w) = walked(WalkCmd::Same)?;
             if b > busy {
