@@ -229,6 +229,10 @@ pub(crate) struct Part {
 /// Isolated runs of each design; see [`Part::keep_best`].
 const ROUNDS: usize = 2;
 
+/// Extra rounds, fresh processes again, that run only the traversal (see
+/// `main`).
+const TRAVERSAL_EXTRA_ROUNDS: usize = 2;
+
 /// Keeps, row by row, the better of `a` and `b` (rows match on `key`).
 fn best_rows<T>(
     a: &mut Vec<T>,
@@ -552,12 +556,13 @@ pub(crate) fn main(args: &[String]) -> R<()> {
             }
         }
     }
-    // A third round for the traversal alone (~6 s per design): its 1-bit
-    // rows are ~80 ns walks, and a process in a slow spell of this shared
-    // machine runs them ~20% slower from start to end; with two rounds a
-    // design drew two slow processes often enough to flip the root goal.
+    // Two more rounds for the traversal alone (~6 s per design each): its
+    // 1-bit rows are ~80 ns walks, and a process in a slow spell of this
+    // shared machine runs them ~20% slower from start to end (the 256-bit
+    // rows at 262,144 up to ~40%); with two rounds a design drew two slow
+    // processes often enough to flip the root goal, and once in six quick
+    // runs with three.
     if p.only.is_empty() || p.only.iter().any(|w| w == "traversal") {
-        prog.step("round 3 (traversal only)");
         let mut args: Vec<String> = Vec::new();
         let mut it = child_args.iter();
         while let Some(a) = it.next() {
@@ -568,8 +573,11 @@ pub(crate) fn main(args: &[String]) -> R<()> {
             }
         }
         args.extend(["--only".to_string(), "traversal".to_string()]);
-        for (design, best) in parts.iter_mut() {
-            best.keep_best(run_isolated(design, &args, &mut prog)?);
+        for round in ROUNDS + 1..=ROUNDS + TRAVERSAL_EXTRA_ROUNDS {
+            prog.step(&format!("round {round} (traversal only)"));
+            for (design, best) in parts.iter_mut() {
+                best.keep_best(run_isolated(design, &args, &mut prog)?);
+            }
         }
     }
     for (_, part) in parts {
