@@ -20,8 +20,10 @@
 //! until another leaf empties or the tree does. Then an owner that allocates
 //! and frees the first index of a leaf in a loop does not allocate a node and
 //! retire one through the epoch collector on every cycle. The kernel's
-//! xarray does, and its slab allocator makes that cheap; glibc's does not
-//! (~8× a plain cycle with line-spaced nodes, see below). No spare is kept
+//! xarray does, and its slab allocator makes that cheap; glibc's does not:
+//! before the spare, `register_profile` (shrinker crate) with 128 others
+//! ran 2–3× slower per cycle with dense nodes, 8× with line-spaced ones
+//! (see "Slot spacing" below). No spare is kept
 //! where unlinking it would lower the height (a leaf at 64, 4096, ... whose
 //! removal collapses the top), so the height rule above holds as stated.
 //!
@@ -275,8 +277,9 @@ impl std::error::Error for AllocError {}
 /// one. The padding keeps the metadata, which writers update on every
 /// insert and erase, off every slot's line wherever the node starts, so the
 /// node needs no alignment beyond its words': an over-aligned allocation
-/// takes glibc's `memalign` path, which made a node allocation ~2.5× dearer
-/// (`register_profile` cycling the first index of a new top level). A lookup
+/// takes glibc's `memalign` path, which made a register/free cycle that
+/// allocates a top node and a leaf ~2.8× slower (`register_profile` with 64
+/// others, line-spaced nodes). A lookup
 /// touches one line per level (readers derive each level's shift from the
 /// root's instead of reading it from every node).
 #[repr(C)]
